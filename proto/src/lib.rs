@@ -1,0 +1,25 @@
+//! Tusk's wire formats.
+//!
+//! - [`dfs`]: the namenode's gRPC services (`ClientProtocol`,
+//!   `DatanodeProtocol`) and the headers of the data-transfer protocol.
+//! - [`transfer`]: framing of the data-transfer protocol (plain TCP).
+//! - [`nnstorage`]: edit-log records and checkpoint images of the namenode.
+
+pub mod error;
+pub mod transfer;
+
+/// gRPC services and messages of the distributed filesystem.
+#[allow(clippy::all, missing_docs)]
+pub mod dfs {
+    tonic::include_proto!("tusk.dfs");
+}
+
+/// Namenode on-disk records.
+#[allow(clippy::all, missing_docs)]
+pub mod nnstorage {
+    tonic::include_proto!("tusk.nnstorage");
+}
+
+/// Version of the RPC and data-transfer protocols. Peers with another
+/// version are refused with a clear error.
+pub const PROTOCOL_VERSION: u32 = 1;

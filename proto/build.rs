@@ -2,7 +2,11 @@
 //! system `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/tusk/dfs.proto", "proto/tusk/namenode_storage.proto"];
+    let files = [
+        "proto/tusk/dfs.proto",
+        "proto/tusk/namenode_storage.proto",
+        "proto/tusk/bench.proto",
+    ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }
@@ -10,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        .bytes(".tusk.bench")
         .compile_fds(fds)?;
     Ok(())
 }

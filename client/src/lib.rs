@@ -1,1 +1,42 @@
+#![doc = include_str!("../README.md")]
 
+mod config;
+mod error;
+mod fs;
+mod lease_renewer;
+mod namenode_rpc;
+mod reader;
+mod writer;
+
+pub use config::ClientConfig;
+pub use error::{ClientError, Result};
+pub use fs::{Client, ContentSummary, CreateOptions, DatanodeInfo, FileStatus, ServerDefaults};
+pub use reader::FileReader;
+pub use tusk_proto::error::ErrorKind;
+pub use writer::FileWriter;
+
+/// Compile-time check: the handles and their futures can move between
+/// threads (user programs spawn them on multi-threaded runtimes).
+#[cfg(test)]
+#[allow(dead_code)]
+mod send_checks {
+    use super::*;
+
+    fn is_send<T: Send>(_: &T) {}
+
+    async fn futures_are_send(c: Client, mut w: FileWriter, mut r: FileReader) {
+        is_send(&c);
+        is_send(&Client::connect(ClientConfig::new("h:1")));
+        is_send(&c.create("/a", CreateOptions::default()));
+        is_send(&c.open("/a"));
+        is_send(&c.list("/"));
+        is_send(&c.write_all("/a", b"x", true));
+        is_send(&c.read_all("/a"));
+        is_send(&w.write(b"x"));
+        is_send(&r.read(&mut [0u8; 4]));
+        is_send(&r.read_range(0, 1));
+        is_send(&r.next_chunk());
+        is_send(&w.close());
+        is_send(&r);
+    }
+}

@@ -20,6 +20,12 @@ pub mod nnstorage {
     tonic::include_proto!("tusk.nnstorage");
 }
 
+/// A streaming service for `tusk bench transfer` only.
+#[allow(clippy::all, missing_docs)]
+pub mod bench {
+    tonic::include_proto!("tusk.bench");
+}
+
 /// Version of the RPC and data-transfer protocols. Peers with another
 /// version are refused with a clear error.
 pub const PROTOCOL_VERSION: u32 = 1;

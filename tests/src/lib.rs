@@ -1,1 +1,287 @@
+//! The one cluster harness of Tusk's integration tests.
+//!
+//! [`TestCluster`] starts a real multi-process cluster through the real
+//! `tusk cluster start` command (the same code path a user runs), on ports
+//! bound at `:0`, in a temporary directory with a log per daemon. It kills
+//! every daemon when dropped and prints the log tails when a test fails.
+//!
+//! The `tusk` binary is built on first use (`cargo build --bin tusk`, a no-op
+//! when fresh), so `cargo test`/`cargo nextest run` alone is enough.
 
+use anyhow::{Context, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use tusk_client::{Client, ClientConfig};
+
+/// Path of the `tusk` binary, built once per test process.
+pub fn tusk_bin() -> anyhow::Result<PathBuf> {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BIN.get_or_init(|| build_tusk().map_err(|e| format!("{e:#}"))).clone().map_err(anyhow::Error::msg)
+}
+
+fn build_tusk() -> anyhow::Result<PathBuf> {
+    if let Ok(p) = std::env::var("TUSK_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    // The test executable lives in <target>/<profile>/deps/.
+    let exe = std::env::current_exe().context("current_exe")?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("unexpected test executable location")?
+        .to_path_buf();
+    let target_dir = profile_dir.parent().context("unexpected target layout")?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("Cargo.toml");
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "--bin", "tusk", "--manifest-path"])
+        .arg(&manifest)
+        .env("CARGO_TARGET_DIR", target_dir);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().context("running cargo build --bin tusk")?;
+    if !status.success() {
+        bail!("cargo build --bin tusk failed");
+    }
+    Ok(profile_dir.join("tusk"))
+}
+
+/// Settings of a test cluster.
+#[derive(Debug, Clone)]
+pub struct Builder {
+    datanodes: usize,
+    block_size: u64,
+    replication: u32,
+    heartbeat_ms: u64,
+}
+
+impl Builder {
+    pub fn datanodes(mut self, n: usize) -> Self {
+        self.datanodes = n;
+        self
+    }
+    pub fn block_size(mut self, b: u64) -> Self {
+        self.block_size = b;
+        self
+    }
+    pub fn replication(mut self, r: u32) -> Self {
+        self.replication = r;
+        self
+    }
+
+    /// Starts the cluster and waits until every datanode is live.
+    pub fn start(self) -> anyhow::Result<TestCluster> {
+        let dir = tempfile::Builder::new().prefix("tusk-test-").tempdir()?;
+        let bin = tusk_bin()?;
+        let out = Command::new(&bin)
+            .args(["cluster", "start", "--dir"])
+            .arg(dir.path())
+            .args(["--datanodes", &self.datanodes.to_string()])
+            .args(["--block-size", &self.block_size.to_string()])
+            .args(["--replication", &self.replication.to_string()])
+            .args(["--heartbeat-ms", &self.heartbeat_ms.to_string()])
+            .stdin(Stdio::null())
+            .output()
+            .context("running tusk cluster start")?;
+        let mut cluster = TestCluster { dir, bin, namenode: String::new(), block_size: self.block_size };
+        if !out.status.success() {
+            cluster.print_logs();
+            bail!("tusk cluster start failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let env = std::fs::read_to_string(cluster.dir.path().join("cluster.env"))?;
+        let namenode = env
+            .lines()
+            .find_map(|l| l.strip_prefix("export TUSK_NAMENODE="))
+            .context("cluster.env has no TUSK_NAMENODE")?
+            .trim()
+            .to_string();
+        cluster.namenode = namenode;
+        Ok(cluster)
+    }
+}
+
+/// A running multi-process cluster; every daemon is killed on drop.
+pub struct TestCluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    /// RPC address of the namenode.
+    pub namenode: String,
+    /// The cluster's default block size.
+    pub block_size: u64,
+}
+
+impl TestCluster {
+    /// 3 datanodes, 1 MiB blocks, replication 3, 300 ms heartbeats.
+    pub fn builder() -> Builder {
+        Builder { datanodes: 3, block_size: 1 << 20, replication: 3, heartbeat_ms: 300 }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A new client (its own connection and client name).
+    pub async fn client(&self) -> anyhow::Result<Client> {
+        Ok(Client::connect(ClientConfig::new(self.namenode.clone())).await?)
+    }
+
+    /// A client acting as another user.
+    pub async fn client_as(&self, user: &str) -> anyhow::Result<Client> {
+        let mut config = ClientConfig::new(self.namenode.clone());
+        config.user = Some(user.to_string());
+        config.groups = Some(vec![user.to_string()]);
+        Ok(Client::connect(config).await?)
+    }
+
+    /// A `tusk` command pointed at this cluster.
+    pub fn tusk(&self) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.env("TUSK_NAMENODE", &self.namenode).env_remove("TUSK_CONF").stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `tusk dfs <args>` and returns its output.
+    pub fn dfs(&self, args: &[&str]) -> Output {
+        self.tusk().arg("dfs").args(args).output().unwrap_or_else(|e| panic!("cannot run tusk dfs: {e}"))
+    }
+
+    /// Runs `tusk dfs <args>` and fails the test unless it succeeds; returns stdout.
+    pub fn dfs_ok(&self, args: &[&str]) -> String {
+        let out = self.dfs(args);
+        assert!(
+            out.status.success(),
+            "tusk dfs {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `tusk dfs <args>`, expects failure, returns stderr.
+    pub fn dfs_err(&self, args: &[&str]) -> String {
+        let out = self.dfs(args);
+        assert!(!out.status.success(), "tusk dfs {args:?} unexpectedly succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Pid of a daemon (`namenode-0`, `datanode-1`) if it runs.
+    pub fn pid(&self, role: &str) -> Option<i32> {
+        let text = std::fs::read_to_string(self.dir().join("pids").join(format!("{role}.pid"))).ok()?;
+        text.trim().parse().ok()
+    }
+
+    /// SIGKILLs a daemon and waits until it is gone.
+    pub fn kill9(&self, role: &str) -> anyhow::Result<()> {
+        let pid = self.pid(role).with_context(|| format!("{role} has no pid"))?;
+        kill(Pid::from_raw(pid), Signal::SIGKILL).with_context(|| format!("kill -9 {role}"))?;
+        wait_until(Duration::from_secs(10), || !process_alive(pid)).with_context(|| format!("{role} did not die"))?;
+        Ok(())
+    }
+
+    /// `tusk cluster restart <role>`: restarts a daemon from its config and
+    /// waits until every datanode is live again.
+    pub fn restart(&self, role: &str) -> anyhow::Result<()> {
+        let out = self.tusk().args(["cluster", "restart", "--dir"]).arg(self.dir()).arg(role).output()?;
+        if !out.status.success() {
+            bail!("restart {role}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    }
+
+    /// Every daemon role of the cluster.
+    pub fn roles(&self) -> Vec<String> {
+        let mut roles: Vec<String> = std::fs::read_dir(self.dir().join("conf"))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter_map(|e| e.file_name().to_string_lossy().strip_suffix(".toml").map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        roles.sort();
+        roles
+    }
+
+    /// The last lines of every daemon's log.
+    pub fn print_logs(&self) {
+        for role in self.roles() {
+            let path = self.dir().join("logs").join(format!("{role}.log"));
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!("----- {role} ({}) -----", path.display());
+            for l in &lines[lines.len().saturating_sub(40)..] {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.print_logs();
+        }
+        for role in self.roles() {
+            if let Some(pid) = self.pid(&role)
+                && process_alive(pid)
+            {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+/// True if `pid` runs and is not a zombie.
+pub fn process_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !matches!(
+            stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next()),
+            Some("Z") | Some("X") | None
+        ),
+        Err(_) => false,
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        if Instant::now() >= deadline {
+            bail!("condition not met within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// Async flavour of [`wait_until`] for conditions that need the client.
+pub async fn eventually<F, Fut>(timeout: Duration, mut cond: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !cond().await {
+        if tokio::time::Instant::now() >= deadline {
+            bail!("condition not met within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// Deterministic pseudo-random bytes (xorshift), different per seed.
+pub fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}

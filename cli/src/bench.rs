@@ -1,0 +1,76 @@
+//! `tusk bench`: benchmarks that print figures next to a baseline measured
+//! in the same run. They never assert timings; they report.
+
+mod dfsio;
+mod nn;
+mod transfer;
+
+use clap::{Args, Subcommand};
+use std::process::ExitCode;
+
+use crate::cluster::{ClusterOptions, LocalCluster};
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Namenode of an existing cluster; else TUSK_NAMENODE; else a local
+    /// cluster is started in a temporary directory for the run.
+    #[arg(long, global = true)]
+    namenode: Option<String>,
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Write then read N files (like TestDFSIO), next to plain local files.
+    Dfsio(dfsio::DfsioArgs),
+    /// Namenode operation throughput through the real RPC (like NNThroughputBenchmark).
+    Nn(nn::NnArgs),
+    /// Data-transfer protocol choice: plain framed TCP next to gRPC streaming.
+    Transfer(transfer::TransferArgs),
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    tusk_common::logging::init("warn");
+    match args.command {
+        BenchCommand::Dfsio(a) => dfsio::run(args.namenode, a).await?,
+        BenchCommand::Nn(a) => nn::run(args.namenode, a).await?,
+        BenchCommand::Transfer(a) => transfer::run(a).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The cluster a benchmark runs against: an existing one, or a local one
+/// started (and stopped) for the run.
+pub(crate) struct Target {
+    pub namenode: String,
+    local: Option<(LocalCluster, tempfile::TempDir)>,
+}
+
+impl Target {
+    pub async fn get(namenode: Option<String>, datanodes: usize, options: ClusterOptions) -> anyhow::Result<Target> {
+        if let Some(nn) = namenode.or_else(|| std::env::var("TUSK_NAMENODE").ok().filter(|s| !s.is_empty())) {
+            return Ok(Target { namenode: nn, local: None });
+        }
+        let tmp = tempfile::Builder::new().prefix("tusk-bench-").tempdir()?;
+        let options = ClusterOptions { datanodes, ..options };
+        eprintln!("starting a local cluster ({datanodes} datanodes) in {}", tmp.path().display());
+        let cluster = LocalCluster::start(tmp.path(), &options).await?;
+        Ok(Target { namenode: cluster.namenode_addr.clone(), local: Some((cluster, tmp)) })
+    }
+
+    /// A directory on the same filesystem as the cluster's data, for baselines.
+    pub fn scratch_parent(&self) -> std::path::PathBuf {
+        match &self.local {
+            Some((c, _)) => c.dir().to_path_buf(),
+            None => std::env::temp_dir(),
+        }
+    }
+
+    pub async fn finish(self) -> anyhow::Result<()> {
+        if let Some((cluster, _tmp)) = self.local {
+            cluster.stop().await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,293 @@
+//! `tusk cluster`: a local cluster of real daemon processes in one directory.
+//!
+//! Layout of `DIR`: `conf/<role>-<i>.toml` (each daemon's config),
+//! `logs/<role>-<i>.log`, `pids/<role>-<i>.pid`, `run/<role>-<i>.addr` (the
+//! address a daemon bound), `data/…` (name and data directories) and
+//! `cluster.env` (`export TUSK_NAMENODE=…`). Daemons bind port 0 on first
+//! start; the bound port is then written back into their config, so a
+//! restart keeps the address clients and datanodes know.
+
+mod process;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+use tusk_client::{Client, ClientConfig};
+use tusk_datanode::DatanodeConfig;
+use tusk_namenode::NamenodeConfig;
+
+use process::Daemon;
+
+/// How long a daemon may take to come up.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    command: ClusterCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Start a namenode and datanodes as separate processes (or restart a stopped cluster in DIR).
+    Start {
+        #[arg(long)]
+        dir: PathBuf,
+        #[command(flatten)]
+        options: ClusterOptions,
+    },
+    /// Stop every daemon of the cluster in DIR.
+    Stop {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Show the daemons of the cluster in DIR and what the namenode sees.
+    Status {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Restart one daemon (e.g. namenode-0, datanode-2) from its config.
+    Restart {
+        #[arg(long)]
+        dir: PathBuf,
+        role: String,
+    },
+}
+
+/// Settings of a new local cluster.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterOptions {
+    /// Number of datanodes.
+    #[arg(long, default_value_t = 3)]
+    pub datanodes: usize,
+    /// Default block size of the cluster (e.g. 128MiB).
+    #[arg(long, value_parser = tusk_common::size::parse_size)]
+    pub block_size: Option<u64>,
+    /// Default replication factor.
+    #[arg(long)]
+    pub replication: Option<u32>,
+    /// Datanode heartbeat interval in milliseconds.
+    #[arg(long)]
+    pub heartbeat_ms: Option<u64>,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions { datanodes: 3, block_size: None, replication: None, heartbeat_ms: None }
+    }
+}
+
+pub async fn run(args: ClusterArgs) -> anyhow::Result<ExitCode> {
+    tusk_common::logging::init("warn");
+    match args.command {
+        ClusterCommand::Start { dir, options } => {
+            let cluster = LocalCluster::start(&dir, &options).await?;
+            println!("cluster running in {}", dir.display());
+            println!("  namenode   {}", cluster.namenode_addr);
+            println!("  datanodes  {}", cluster.datanodes);
+            println!("  logs       {}", dir.join("logs").display());
+            println!("use it with:  source {}", dir.join("cluster.env").display());
+            cluster.detach();
+        }
+        ClusterCommand::Stop { dir } => {
+            let stopped = LocalCluster::open(&dir)?.stop().await?;
+            println!("stopped {stopped} daemon(s) in {}", dir.display());
+        }
+        ClusterCommand::Status { dir } => return status(&dir).await,
+        ClusterCommand::Restart { dir, role } => {
+            let mut cluster = LocalCluster::open(&dir)?;
+            cluster.restart(&role).await?;
+            println!("restarted {role}");
+            cluster.detach();
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A local cluster rooted in a directory.
+pub struct LocalCluster {
+    dir: PathBuf,
+    pub namenode_addr: String,
+    pub datanodes: usize,
+    /// Children started by this process (so they can be reaped).
+    children: Vec<std::process::Child>,
+}
+
+impl LocalCluster {
+    /// Starts a new cluster in `dir`, or restarts a stopped one that lives
+    /// there, and waits until every datanode has registered.
+    pub async fn start(dir: &Path, options: &ClusterOptions) -> anyhow::Result<LocalCluster> {
+        if let Some(running) = Daemon::all(dir)?.into_iter().find(|d| d.pid().is_some()) {
+            bail!("{}: a cluster is already running there ({} is up)", dir.display(), running.role);
+        }
+        let fresh = !dir.join("conf").join("namenode-0.toml").exists();
+        if fresh {
+            Self::write_configs(dir, options)?;
+        }
+        let mut children = Vec::new();
+        let nn = Daemon::new(dir, "namenode-0");
+        if fresh {
+            nn.format()?;
+        }
+        children.push(nn.spawn()?);
+        let nn_addr = nn.wait_for_addr(children.last_mut(), START_TIMEOUT).await?;
+        nn.pin_addr("rpc_addr", &nn_addr)?;
+        let dns: Vec<Daemon> = Daemon::all(dir)?.into_iter().filter(|d| d.role.starts_with("datanode-")).collect();
+        for dn in &dns {
+            if fresh {
+                dn.set_namenode(&nn_addr)?;
+            }
+            children.push(dn.spawn()?);
+        }
+        for (i, dn) in dns.iter().enumerate() {
+            let addr = dn.wait_for_addr(children.get_mut(i + 1), START_TIMEOUT).await?;
+            dn.pin_addr("transfer_addr", &addr)?;
+        }
+        std::fs::write(dir.join("cluster.env"), format!("export TUSK_NAMENODE={nn_addr}\n"))
+            .with_context(|| format!("{}: cannot write cluster.env", dir.display()))?;
+        let cluster = LocalCluster { dir: dir.to_path_buf(), namenode_addr: nn_addr, datanodes: dns.len(), children };
+        cluster.wait_live_datanodes(START_TIMEOUT).await?;
+        Ok(cluster)
+    }
+
+    fn write_configs(dir: &Path, options: &ClusterOptions) -> anyhow::Result<()> {
+        for sub in ["conf", "logs", "pids", "run", "data"] {
+            std::fs::create_dir_all(dir.join(sub)).with_context(|| format!("{}: cannot create", dir.join(sub).display()))?;
+        }
+        let abs = std::path::absolute(dir).with_context(|| format!("{}: bad directory", dir.display()))?;
+        let mut nn = NamenodeConfig {
+            name_dir: abs.join("data").join("name"),
+            rpc_addr: "127.0.0.1:0".into(),
+            addr_file: Some(abs.join("run").join("namenode-0.addr")),
+            ..NamenodeConfig::default()
+        };
+        if let Some(b) = options.block_size {
+            nn.default_block_size = b;
+        }
+        if let Some(r) = options.replication {
+            nn.default_replication = r;
+        } else {
+            nn.default_replication = nn.default_replication.min(options.datanodes.max(1) as u32);
+        }
+        if let Some(h) = options.heartbeat_ms {
+            nn.heartbeat_interval_ms = h;
+        }
+        nn.validate()?;
+        process::write_toml(&abs.join("conf").join("namenode-0.toml"), &nn)?;
+        for i in 0..options.datanodes {
+            let role = format!("datanode-{i}");
+            let dn = DatanodeConfig {
+                data_dirs: vec![abs.join("data").join(&role)],
+                namenode_addr: String::new(),
+                transfer_addr: "127.0.0.1:0".into(),
+                addr_file: Some(abs.join("run").join(format!("{role}.addr"))),
+                ..DatanodeConfig::default()
+            };
+            process::write_toml(&abs.join("conf").join(format!("{role}.toml")), &dn)?;
+        }
+        Ok(())
+    }
+
+    /// The cluster that lives in `dir` (started earlier, maybe by another process).
+    pub fn open(dir: &Path) -> anyhow::Result<LocalCluster> {
+        let nn_conf = dir.join("conf").join("namenode-0.toml");
+        if !nn_conf.exists() {
+            bail!("{}: no cluster there (no conf/namenode-0.toml)", dir.display());
+        }
+        let text = std::fs::read_to_string(&nn_conf).with_context(|| format!("{}: cannot read", nn_conf.display()))?;
+        let conf: NamenodeConfig = tusk_common::config::parse_toml(&text)?;
+        let datanodes = Daemon::all(dir)?.iter().filter(|d| d.role.starts_with("datanode-")).count();
+        Ok(LocalCluster { dir: dir.to_path_buf(), namenode_addr: conf.rpc_addr, datanodes, children: Vec::new() })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A client of this cluster's namenode.
+    pub async fn client(&self) -> anyhow::Result<Client> {
+        Ok(Client::connect(ClientConfig::new(self.namenode_addr.clone())).await?)
+    }
+
+    /// Waits until the namenode reports every datanode live.
+    pub async fn wait_live_datanodes(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let client = self.client().await?;
+        let mut last;
+        loop {
+            match client.datanode_report().await {
+                Ok(r) => {
+                    let live = r.iter().filter(|d| d.live).count();
+                    if live >= self.datanodes {
+                        return Ok(());
+                    }
+                    last = format!("{live} of {} datanodes live", self.datanodes);
+                }
+                Err(e) => last = e.to_string(),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!("cluster in {} did not come up: {last} (see {})", self.dir.display(), self.dir.join("logs").display());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Restarts one daemon from its config and waits until it serves.
+    pub async fn restart(&mut self, role: &str) -> anyhow::Result<()> {
+        let d = Daemon::new(&self.dir, role);
+        if !d.config_path().exists() {
+            bail!("{}: no daemon '{role}' (no {})", self.dir.display(), d.config_path().display());
+        }
+        d.stop(&mut self.children).await?;
+        d.clear_addr();
+        let mut child = d.spawn()?;
+        d.wait_for_addr(Some(&mut child), START_TIMEOUT).await?;
+        self.children.push(child);
+        self.wait_live_datanodes(START_TIMEOUT).await
+    }
+
+    /// Stops every daemon (datanodes first); returns how many were running.
+    pub async fn stop(mut self) -> anyhow::Result<usize> {
+        let mut daemons = Daemon::all(&self.dir)?;
+        daemons.sort_by_key(|d| d.role.starts_with("namenode"));
+        let mut stopped = 0;
+        for d in daemons {
+            if d.stop(&mut self.children).await? {
+                stopped += 1;
+            }
+        }
+        Ok(stopped)
+    }
+
+    /// Leaves the daemons running after this process exits.
+    pub fn detach(mut self) {
+        self.children.clear();
+    }
+}
+
+async fn status(dir: &Path) -> anyhow::Result<ExitCode> {
+    let cluster = LocalCluster::open(dir)?;
+    let mut all_up = true;
+    for d in Daemon::all(dir)? {
+        match d.pid() {
+            Some(pid) => println!("{:<12} running  pid {pid:<8} {}", d.role, d.addr().unwrap_or_default()),
+            None => {
+                all_up = false;
+                println!("{:<12} stopped", d.role)
+            }
+        }
+    }
+    match cluster.client().await?.datanode_report().await {
+        Ok(report) => {
+            let live = report.iter().filter(|d| d.live).count();
+            println!("namenode {}: {live} live datanode(s) of {} known", cluster.namenode_addr, report.len());
+        }
+        Err(e) => {
+            all_up = false;
+            println!("namenode {}: not answering ({e})", cluster.namenode_addr);
+        }
+    }
+    Ok(if all_up { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

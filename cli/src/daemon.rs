@@ -1,0 +1,127 @@
+//! `tusk namenode` and `tusk datanode`: load the layered configuration
+//! (defaults < `--config` file < `TUSK_NAMENODE_*`/`TUSK_DATANODE_*` env <
+//! flags), start the daemon and run until SIGTERM or SIGINT.
+
+use anyhow::Context;
+use clap::Args;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tusk_common::config::load_layered;
+
+/// Flags of `tusk namenode`.
+#[derive(Debug, Args)]
+pub struct NamenodeArgs {
+    /// TOML configuration file (see namenode/namenode.example.toml).
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Initialise a new namespace in the name directory, then exit.
+    #[arg(long)]
+    format: bool,
+    /// With --format: overwrite an existing namespace.
+    #[arg(long, requires = "format")]
+    force: bool,
+    #[command(flatten)]
+    flags: NamenodeFlags,
+}
+
+/// Namenode settings that can be given as flags (highest precedence).
+#[derive(Debug, Args, Serialize)]
+struct NamenodeFlags {
+    /// Directory of the namespace image and edit log.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name_dir: Option<PathBuf>,
+    /// Address to serve RPC on (host:port; port 0 picks a free one).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rpc_addr: Option<String>,
+    /// File to write the bound RPC address to.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    addr_file: Option<PathBuf>,
+}
+
+/// Flags of `tusk datanode`.
+#[derive(Debug, Args)]
+pub struct DatanodeArgs {
+    /// TOML configuration file (see datanode/datanode.example.toml).
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    flags: DatanodeFlags,
+}
+
+/// Datanode settings that can be given as flags (highest precedence).
+#[derive(Debug, Args, Serialize)]
+struct DatanodeFlags {
+    /// Data directory (repeat for several disks).
+    #[arg(long = "data-dir")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_dirs: Option<Vec<PathBuf>>,
+    /// Namenode RPC address (host:port).
+    #[arg(long = "namenode")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namenode_addr: Option<String>,
+    /// Address of the block transfer server (host:port; port 0 picks one).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transfer_addr: Option<String>,
+    /// File to write the bound transfer address to.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    addr_file: Option<PathBuf>,
+}
+
+pub async fn namenode(args: NamenodeArgs) -> anyhow::Result<ExitCode> {
+    tusk_common::logging::init("info");
+    let config: tusk_namenode::NamenodeConfig =
+        load_layered(args.config.as_deref(), "TUSK_NAMENODE_", &args.flags)?;
+    config.validate()?;
+    if args.format {
+        let user = tusk_common::identity::Identity::current().user;
+        let cluster_id = tusk_namenode::format(&config, &user, args.force)?;
+        println!(
+            "formatted {} (cluster id {cluster_id}, superuser {user})",
+            config.name_dir.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let handle = tusk_namenode::start(config).await.context("namenode")?;
+    tracing::info!(addr = %handle.local_addr(), "namenode serving");
+    wait_for_signal().await?;
+    tracing::info!("namenode stopping");
+    handle.shutdown().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn datanode(args: DatanodeArgs) -> anyhow::Result<ExitCode> {
+    tusk_common::logging::init("info");
+    let config: tusk_datanode::DatanodeConfig =
+        load_layered(args.config.as_deref(), "TUSK_DATANODE_", &args.flags)?;
+    config.validate()?;
+    let mut handle = tusk_datanode::start(config).await.context("datanode")?;
+    tracing::info!(addr = %handle.transfer_addr(), uuid = handle.datanode_uuid(), "datanode serving");
+    tokio::select! {
+        r = wait_for_signal() => r?,
+        e = handle.fatal_error() => {
+            tracing::error!("datanode stopping: {e}");
+            let _ = handle.shutdown().await;
+            return Err(anyhow::Error::new(e).context("datanode"));
+        }
+    }
+    tracing::info!("datanode stopping");
+    handle.shutdown().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! Datanode configuration (defaults < TOML file < `TUSK_DATANODE_*` env < flags).
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+use crate::error::DatanodeError;
+
+/// Everything a datanode needs to know to start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatanodeConfig {
+    /// Data directories ("volumes"), typically one per disk. Each holds a
+    /// `VERSION` file and the replicas under `current/`.
+    pub data_dirs: Vec<PathBuf>,
+    /// Address (host:port) of the namenode's RPC server.
+    pub namenode_addr: String,
+    /// Address the block transfer server binds (host:port; port 0 picks a free port).
+    pub transfer_addr: String,
+    /// Host or IP announced to the namenode and clients. When unset: the bind
+    /// IP if it is not unspecified, else the local IP used to reach the
+    /// namenode, else 127.0.0.1.
+    pub advertised_host: Option<String>,
+    /// File to which the advertised transfer address (`ip:port`) is written once
+    /// the server listens (written to a temporary file, then renamed).
+    pub addr_file: Option<PathBuf>,
+    /// fsync replica files before finalizing them (HDFS `dfs.datanode.synconclose`).
+    pub sync_on_finalize: bool,
+    /// Bytes kept free on every volume; a volume with less room takes no new replicas.
+    pub reserved_bytes: u64,
+    /// Largest number of concurrent transfer connections; more are refused.
+    pub max_xceivers: u32,
+    /// Read/write timeout on transfer sockets, in milliseconds.
+    pub socket_timeout_ms: u64,
+}
+
+impl Default for DatanodeConfig {
+    fn default() -> Self {
+        DatanodeConfig {
+            data_dirs: vec![PathBuf::from("./tusk-data/data")],
+            namenode_addr: "127.0.0.1:8020".to_string(),
+            transfer_addr: "0.0.0.0:9866".to_string(),
+            advertised_host: None,
+            addr_file: None,
+            sync_on_finalize: false,
+            reserved_bytes: 0,
+            max_xceivers: 4096,
+            socket_timeout_ms: 60_000,
+        }
+    }
+}
+
+impl DatanodeConfig {
+    /// Checks the values that cannot be right, naming the field.
+    pub fn validate(&self) -> Result<(), DatanodeError> {
+        let bad = |m: String| Err(DatanodeError::Config(m));
+        if self.data_dirs.is_empty() {
+            return bad("data_dirs: at least one data directory is needed".into());
+        }
+        for (i, d) in self.data_dirs.iter().enumerate() {
+            if d.as_os_str().is_empty() {
+                return bad(format!("data_dirs[{i}]: empty path"));
+            }
+            if self.data_dirs[..i].contains(d) {
+                return bad(format!("data_dirs: {} is listed twice", d.display()));
+            }
+        }
+        if !looks_like_host_port(&self.namenode_addr) {
+            return bad(format!("namenode_addr: '{}' is not host:port", self.namenode_addr));
+        }
+        if !looks_like_host_port(&self.transfer_addr) {
+            return bad(format!("transfer_addr: '{}' is not host:port", self.transfer_addr));
+        }
+        if let Some(h) = &self.advertised_host
+            && (h.is_empty() || h.contains(char::is_whitespace))
+        {
+            return bad(format!("advertised_host: '{h}' is not a host name or IP"));
+        }
+        if self.max_xceivers == 0 {
+            return bad("max_xceivers: must be at least 1".into());
+        }
+        if self.socket_timeout_ms == 0 {
+            return bad("socket_timeout_ms: must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+fn looks_like_host_port(s: &str) -> bool {
+    match s.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_is_valid() {
+        let text = include_str!("../datanode.example.toml");
+        let c: DatanodeConfig = tusk_common::config::parse_toml(text).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.data_dirs, vec![PathBuf::from("/var/lib/tusk/data1"), PathBuf::from("/var/lib/tusk/data2")]);
+        assert_eq!(c.namenode_addr, "nn.example.com:8020");
+        assert_eq!(c.advertised_host.as_deref(), Some("10.0.0.12"));
+        assert_eq!(c.addr_file, Some(PathBuf::from("/run/tusk/datanode.addr")));
+        assert!(c.sync_on_finalize);
+        assert_eq!(c.reserved_bytes, 1 << 30);
+        assert_eq!(c.max_xceivers, 4096);
+        assert_eq!(c.socket_timeout_ms, 60_000);
+    }
+
+    #[test]
+    fn defaults_survive_an_empty_file() {
+        let c: DatanodeConfig = tusk_common::config::parse_toml("").unwrap();
+        assert_eq!(c, DatanodeConfig::default());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let c = DatanodeConfig { transfer_addr: "nowhere".into(), ..Default::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("transfer_addr"));
+        let c = DatanodeConfig { data_dirs: vec![], ..Default::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("data_dirs"));
+        let c = DatanodeConfig { max_xceivers: 0, ..Default::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("max_xceivers"));
+    }
+}

@@ -1,0 +1,94 @@
+//! Reading a finalized replica: data and the checksums stored with it.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use tusk_proto::transfer::{CHECKSUM_SIZE, chunk_count};
+
+use super::{ReplicaInfo, meta};
+use crate::error::DatanodeError;
+
+pub(crate) struct ReplicaReader {
+    block_id: u64,
+    gen_stamp: u64,
+    len: u64,
+    bytes_per_checksum: u32,
+    data: File,
+    meta: File,
+    data_path: PathBuf,
+    meta_path: PathBuf,
+}
+
+impl ReplicaReader {
+    /// Opens both files and checks they still describe `info` (a truncated
+    /// data or meta file is refused here).
+    pub(super) fn open(
+        block_id: u64,
+        info: ReplicaInfo,
+        data_path: PathBuf,
+        meta_path: PathBuf,
+    ) -> Result<ReplicaReader, DatanodeError> {
+        let corrupt = |path: &PathBuf, reason: String| DatanodeError::CorruptReplica { block_id, path: path.clone(), reason };
+        let data = File::open(&data_path).map_err(|e| corrupt(&data_path, e.to_string()))?;
+        let mut meta_f = File::open(&meta_path).map_err(|e| corrupt(&meta_path, e.to_string()))?;
+        let data_len = data.metadata().map_err(|e| corrupt(&data_path, e.to_string()))?.len();
+        if data_len != info.len {
+            return Err(corrupt(&data_path, format!("data file has {data_len} bytes, expected {}", info.len)));
+        }
+        let mut h = [0u8; meta::HEADER_LEN as usize];
+        meta_f.read_exact(&mut h).map_err(|e| corrupt(&meta_path, format!("header: {e}")))?;
+        let bpc = meta::decode_header(&h).map_err(|e| corrupt(&meta_path, e))?;
+        let meta_len = meta_f.metadata().map_err(|e| corrupt(&meta_path, e.to_string()))?.len();
+        let want = meta::expected_meta_len(data_len, bpc);
+        if meta_len != want {
+            return Err(corrupt(&meta_path, format!("meta file has {meta_len} bytes, expected {want}")));
+        }
+        Ok(ReplicaReader {
+            block_id,
+            gen_stamp: info.gen_stamp,
+            len: data_len,
+            bytes_per_checksum: bpc,
+            data,
+            meta: meta_f,
+            data_path,
+            meta_path,
+        })
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub(crate) fn gen_stamp(&self) -> u64 {
+        self.gen_stamp
+    }
+
+    pub(crate) fn bytes_per_checksum(&self) -> u32 {
+        self.bytes_per_checksum
+    }
+
+    /// Reads `n` bytes from chunk-aligned `offset` into `data` and their
+    /// stored checksums into `sums` (both cleared first).
+    pub(crate) fn read_chunks(
+        &self,
+        offset: u64,
+        n: usize,
+        data: &mut Vec<u8>,
+        sums: &mut Vec<u8>,
+    ) -> Result<(), DatanodeError> {
+        let bpc = self.bytes_per_checksum as u64;
+        if !offset.is_multiple_of(bpc) || offset + n as u64 > self.len {
+            return Err(DatanodeError::ReplicaNotFound {
+                block_id: self.block_id,
+                reason: format!("range {offset}+{n} is not chunk aligned or beyond the replica's {} bytes", self.len),
+            });
+        }
+        data.resize(n, 0);
+        self.data.read_exact_at(data, offset).map_err(|e| DatanodeError::io(&self.data_path, e))?;
+        sums.resize(chunk_count(n, self.bytes_per_checksum) * CHECKSUM_SIZE, 0);
+        let sums_at = meta::HEADER_LEN + (offset / bpc) * CHECKSUM_SIZE as u64;
+        self.meta.read_exact_at(sums, sums_at).map_err(|e| DatanodeError::io(&self.meta_path, e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,153 @@
+//! DatanodeProtocol operations of the namesystem: registration, heartbeats,
+//! block reports and liveness.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use tusk_proto::dfs::{
+    DatanodeCommand, DatanodeId, DatanodeInfo, DeleteBlocksCommand, ExtendedBlock, RegisterDatanodeResponse, ReplicaReport,
+    StorageReport, datanode_command::Command,
+};
+use tusk_proto::error::ErrorKind;
+
+use super::Namesystem;
+use crate::error::{NamenodeError, Result};
+
+fn reregister() -> DatanodeCommand {
+    DatanodeCommand { command: Some(Command::Reregister(true)) }
+}
+
+fn ext(r: &ReplicaReport) -> ExtendedBlock {
+    ExtendedBlock { block_id: r.block_id, generation_stamp: r.generation_stamp, num_bytes: r.num_bytes }
+}
+
+impl Namesystem {
+    pub(crate) fn register_datanode(
+        &self,
+        protocol_version: u32,
+        id: DatanodeId,
+        cluster_id: &str,
+        storage: StorageReport,
+    ) -> Result<RegisterDatanodeResponse> {
+        if id.datanode_uuid.is_empty() {
+            return Err(NamenodeError::invalid("register: datanode_uuid is empty"));
+        }
+        if protocol_version != tusk_proto::PROTOCOL_VERSION {
+            return Err(NamenodeError::req(
+                ErrorKind::Incompatible,
+                format!(
+                    "datanode {} ({}): protocol version {protocol_version}, the namenode speaks {}",
+                    id.datanode_uuid,
+                    id.transfer_addr,
+                    tusk_proto::PROTOCOL_VERSION
+                ),
+            ));
+        }
+        if !cluster_id.is_empty() && cluster_id != self.cluster_id {
+            return Err(NamenodeError::req(
+                ErrorKind::Incompatible,
+                format!(
+                    "datanode {} ({}): belongs to cluster {cluster_id}, this namenode serves {}",
+                    id.datanode_uuid, id.transfer_addr, self.cluster_id
+                ),
+            ));
+        }
+        let uuid = id.datanode_uuid.clone();
+        let addr = id.transfer_addr.clone();
+        self.datanodes
+            .lock()
+            .register(id, storage)
+            .ok_or_else(|| NamenodeError::req(ErrorKind::Internal, "too many datanodes"))?;
+        tracing::info!("datanode {uuid} registered at {addr}");
+        Ok(RegisterDatanodeResponse {
+            cluster_id: self.cluster_id.clone(),
+            heartbeat_interval_ms: self.conf.heartbeat_interval_ms,
+            block_report_interval_ms: self.conf.block_report_interval_ms,
+        })
+    }
+
+    /// Records a heartbeat and returns the node's pending commands.
+    pub(crate) fn heartbeat(&self, uuid: &str, storage: StorageReport, xceivers: u32) -> Vec<DatanodeCommand> {
+        self.datanodes.lock().heartbeat(uuid, storage, xceivers).unwrap_or_else(|| vec![reregister()])
+    }
+
+    /// Reconciles a full block report: unknown or stale replicas are to be
+    /// deleted, known ones become locations, locations not reported are dropped.
+    pub(crate) fn block_report(&self, uuid: &str, replicas: &[ReplicaReport]) -> Vec<DatanodeCommand> {
+        let mut st = self.state.write();
+        let dm = self.datanodes.lock();
+        let Some(idx) = dm.live_index(uuid) else { return vec![reregister()] };
+        drop(dm);
+        let mut keep = HashSet::with_capacity(replicas.len());
+        let mut delete = Vec::new();
+        for r in replicas {
+            match st.blocks.get_mut(r.block_id) {
+                Some(b) if r.generation_stamp >= b.gen_stamp => {
+                    b.replicas.add(idx);
+                    keep.insert(r.block_id);
+                }
+                _ => delete.push(ext(r)),
+            }
+        }
+        st.blocks.retain_on_datanode(idx, &keep);
+        drop(st);
+        tracing::debug!("block report from {uuid}: {} replicas, {} to delete", replicas.len(), delete.len());
+        delete
+            .chunks(1000)
+            .map(|c| DatanodeCommand { command: Some(Command::Delete(DeleteBlocksCommand { blocks: c.to_vec() })) })
+            .collect()
+    }
+
+    /// Applies an incremental report. Unknown or stale received replicas are
+    /// queued for deletion (sent with the next heartbeat).
+    pub(crate) fn incremental_report(&self, uuid: &str, received: &[ReplicaReport], deleted: &[ReplicaReport]) -> Result<()> {
+        let mut st = self.state.write();
+        let mut dm = self.datanodes.lock();
+        let Some(idx) = dm.live_index(uuid) else {
+            return Err(NamenodeError::req(
+                ErrorKind::Incompatible,
+                format!("datanode {uuid} is not registered; register again"),
+            ));
+        };
+        for r in received {
+            match st.blocks.get_mut(r.block_id) {
+                Some(b) if r.generation_stamp == b.gen_stamp => {
+                    b.replicas.add(idx);
+                }
+                _ => dm.invalidate(idx, ext(r)),
+            }
+        }
+        for r in deleted {
+            if let Some(b) = st.blocks.get_mut(r.block_id) {
+                b.replicas.remove(idx);
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn datanode_report(&self) -> Vec<DatanodeInfo> {
+        let st = self.state.read();
+        let counts = st.blocks.replica_counts();
+        let dm = self.datanodes.lock();
+        dm.report(&counts)
+    }
+
+    /// Declares silent datanodes dead and forgets their replicas; returns how many.
+    pub(crate) fn check_dead_nodes(&self) -> usize {
+        let timeout = Duration::from_millis(self.conf.dead_node_interval_ms);
+        if self.datanodes.lock().expired(timeout).is_empty() {
+            return 0;
+        }
+        let mut st = self.state.write();
+        let mut dm = self.datanodes.lock();
+        let dead = dm.expired(timeout);
+        for d in &dead {
+            dm.mark_dead(*d);
+            let n = st.blocks.remove_datanode(*d);
+            if let Some(node) = dm.get(*d) {
+                tracing::warn!("datanode {} ({}) is dead; forgot {n} replicas", node.id.datanode_uuid, node.id.transfer_addr);
+            }
+        }
+        dead.len()
+    }
+}

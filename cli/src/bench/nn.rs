@@ -1,7 +1,8 @@
 //! `tusk bench nn`: namenode throughput through the real RPC, C clients
 //! (each with its own connection) issuing N operations in all. The baseline
-//! is the same clients calling a no-op RPC (`GetServerDefaults`): the
-//! ceiling the transport alone allows on this machine.
+//! is the same clients calling an RPC that does no namespace work
+//! (`GetDatanodeReport` on a cluster without datanodes): the ceiling the
+//! transport alone allows on this machine.
 //!
 //! `--op memory` instead builds a namespace of `--files` files with one
 //! block each inside this process and reports bytes per file+block.
@@ -54,7 +55,9 @@ const LIST_DIR_SIZE: usize = 100;
 
 pub async fn run(namenode: Option<String>, args: NnArgs) -> anyhow::Result<()> {
     if let Op::Memory = args.op {
-        let r = tusk_namenode::bench::memory_per_file(args.files)?;
+        // The measurement drives its own runtime: run it off this one.
+        let files = args.files;
+        let r = tokio::task::spawn_blocking(move || tusk_namenode::bench::memory_per_file(files)).await??;
         println!("{r:#?}");
         return Ok(());
     }
@@ -71,7 +74,7 @@ pub async fn run(namenode: Option<String>, args: NnArgs) -> anyhow::Result<()> {
     prepare(&clients[0], &root, args.op, args.ops).await?;
 
     let baseline = drive(&clients, args.ops, |c, _i| async move {
-        c.server_defaults().await?;
+        c.datanode_report().await?;
         Ok(())
     })
     .await?;

@@ -90,6 +90,10 @@ async fn tcp_run(packet: &Bytes, packets: u64) -> anyhow::Result<Duration> {
     Ok(elapsed)
 }
 
+/// HTTP/2 flow-control window for the gRPC run: large enough that flow
+/// control does not throttle it (tonic's default is 64 KiB).
+const GRPC_WINDOW: u32 = 8 << 20;
+
 struct Sink;
 
 #[tonic::async_trait]
@@ -114,13 +118,21 @@ async fn grpc_run(packet: &Bytes, packets: u64) -> anyhow::Result<Duration> {
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
+            .initial_stream_window_size(Some(GRPC_WINDOW))
+            .initial_connection_window_size(Some(GRPC_WINDOW * 2))
             .add_service(TransferBenchServer::new(Sink).max_decoding_message_size(1 << 20))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                 let _ = stop_rx.await;
             }),
     );
     let start = Instant::now();
-    let mut client = TransferBenchClient::connect(format!("http://{addr}")).await?;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .tcp_nodelay(true)
+        .initial_stream_window_size(Some(GRPC_WINDOW))
+        .initial_connection_window_size(Some(GRPC_WINDOW * 2))
+        .connect()
+        .await?;
+    let mut client = TransferBenchClient::new(channel);
     let packet = packet.clone();
     let stream = async_stream_of(packet, packets);
     let summary = client.push(stream).await?.into_inner();

@@ -2,7 +2,8 @@
 //!
 //! Layout of `DIR`: `conf/<role>-<i>.toml` (each daemon's config),
 //! `logs/<role>-<i>.log`, `pids/<role>-<i>.pid`, `run/<role>-<i>.addr` (the
-//! address a daemon bound), `data/…` (name and data directories) and
+//! address a daemon bound), `run/datanode-<i>.sock` (a datanode's
+//! short-circuit read socket), `data/…` (name and data directories) and
 //! `cluster.env` (`export TUSK_NAMENODE=…`). Daemons bind port 0 on first
 //! start; the bound port is then written back into their config, so a
 //! restart keeps the address clients and datanodes know.
@@ -183,6 +184,7 @@ impl LocalCluster {
                 namenode_addr: String::new(),
                 transfer_addr: "127.0.0.1:0".into(),
                 addr_file: Some(abs.join("run").join(format!("{role}.addr"))),
+                domain_socket_path: short_circuit_socket(&abs, &role),
                 ..DatanodeConfig::default()
             };
             process::write_toml(&abs.join("conf").join(format!("{role}.toml")), &dn)?;
@@ -290,4 +292,27 @@ async fn status(dir: &Path) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if all_up { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `<dir>/run/<role>.sock` for a datanode's short-circuit domain socket, or
+/// `None` when that path is too long for a Unix socket address (the
+/// datanode then serves reads over TCP only).
+fn short_circuit_socket(abs_dir: &Path, role: &str) -> Option<PathBuf> {
+    /// `sun_path` holds 108 bytes including the terminating NUL.
+    const MAX_SOCKET_PATH: usize = 107;
+    let path = abs_dir.join("run").join(format!("{role}.sock"));
+    (path.as_os_str().len() <= MAX_SOCKET_PATH).then_some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_dirs_get_a_socket_and_long_ones_none() {
+        let p = short_circuit_socket(Path::new("/tmp/tusk-test-abc"), "datanode-0");
+        assert_eq!(p, Some(PathBuf::from("/tmp/tusk-test-abc/run/datanode-0.sock")));
+        let long = format!("/tmp/{}", "d".repeat(100));
+        assert_eq!(short_circuit_socket(Path::new(&long), "datanode-0"), None);
+    }
 }

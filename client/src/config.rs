@@ -9,6 +9,9 @@ use crate::error::{ClientError, Result};
 pub(crate) const ENV_NAMENODE: &str = "TUSK_NAMENODE";
 /// Environment variable naming a TOML client configuration file.
 pub(crate) const ENV_CONF: &str = "TUSK_CONF";
+/// Environment variable turning short-circuit local reads off (`0`, `false`)
+/// or on (`1`, `true`); it overrides the configuration file.
+pub(crate) const ENV_SHORT_CIRCUIT: &str = "TUSK_SHORT_CIRCUIT";
 
 /// How a [`Client`](crate::Client) reaches the cluster.
 #[derive(Debug, Clone)]
@@ -28,6 +31,12 @@ pub struct ClientConfig {
     /// How long a reader waits for a block to get a location (a namenode that
     /// just restarted waits for block reports), in milliseconds.
     pub location_retry_ms: u64,
+    /// Read replicas stored on this host directly from their files (HDFS
+    /// `dfs.client.read.shortcircuit`): the datanode passes open descriptors
+    /// over its domain socket, and every chunk is still verified against its
+    /// stored checksum. Any failure falls back to reading over TCP. Default
+    /// true; env `TUSK_SHORT_CIRCUIT=0|false` turns it off.
+    pub short_circuit: bool,
 }
 
 /// The optional keys of the file named by `TUSK_CONF`.
@@ -49,10 +58,14 @@ struct ConfFile {
     max_packets_in_flight: Option<usize>,
     /// See [`ClientConfig::location_retry_ms`].
     location_retry_ms: Option<u64>,
+    /// See [`ClientConfig::short_circuit`].
+    short_circuit: Option<bool>,
 }
 
 impl ClientConfig {
-    /// A configuration with the default timeouts for the namenode at `namenode`.
+    /// A configuration with the default timeouts for the namenode at
+    /// `namenode`; short-circuit reads are on unless env `TUSK_SHORT_CIRCUIT`
+    /// says `0` or `false`.
     pub fn new(namenode: impl Into<String>) -> Self {
         ClientConfig {
             namenode: namenode.into(),
@@ -62,6 +75,7 @@ impl ClientConfig {
             socket_timeout_ms: 60_000,
             max_packets_in_flight: 64,
             location_retry_ms: 10_000,
+            short_circuit: env_short_circuit().unwrap_or(true),
         }
     }
 
@@ -111,6 +125,11 @@ impl ClientConfig {
         if let Some(v) = file.location_retry_ms {
             c.location_retry_ms = v;
         }
+        if let Some(v) = file.short_circuit
+            && env_short_circuit().is_none()
+        {
+            c.short_circuit = v;
+        }
         Ok(c)
     }
 
@@ -123,6 +142,20 @@ impl ClientConfig {
         }
         let port: u16 = port.parse().map_err(|_| bad("invalid port"))?;
         Ok((host, port))
+    }
+}
+
+/// The value of `TUSK_SHORT_CIRCUIT`, if set to something meaningful.
+fn env_short_circuit() -> Option<bool> {
+    parse_switch(&std::env::var(ENV_SHORT_CIRCUIT).ok()?)
+}
+
+/// `0/false/no/off` or `1/true/yes/on` (any case); anything else is no answer.
+fn parse_switch(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "0" | "false" | "no" | "off" => Some(false),
+        "1" | "true" | "yes" | "on" => Some(true),
+        _ => None,
     }
 }
 
@@ -203,6 +236,20 @@ mod tests {
             std::env::remove_var(ENV_CONF);
         }
         assert!(matches!(ClientConfig::resolve(None), Err(ClientError::Config(_))));
+    }
+
+    #[test]
+    fn short_circuit_switch_values() {
+        assert_eq!(parse_switch("0"), Some(false));
+        assert_eq!(parse_switch(" FALSE "), Some(false));
+        assert_eq!(parse_switch("true"), Some(true));
+        assert_eq!(parse_switch("1"), Some(true));
+        assert_eq!(parse_switch(""), None);
+        assert_eq!(parse_switch("maybe"), None);
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "namenode = \"h:1\"\nshort_circuit = false\n").unwrap();
+        assert!(!ClientConfig::resolve_from(None, None, f.to_str()).unwrap().short_circuit);
     }
 
     #[test]

@@ -30,6 +30,8 @@ struct Inner {
     rpc: NamenodeRpc,
     defaults: OnceCell<ServerDefaults>,
     leases: LeaseRenewer,
+    /// This host's addresses for short-circuit locality (found once).
+    local_ips: OnceCell<Vec<std::net::IpAddr>>,
 }
 
 impl Client {
@@ -57,7 +59,8 @@ impl Client {
         };
         let rpc = NamenodeRpc::new(&config, caller)?;
         let leases = LeaseRenewer::new(rpc.clone());
-        Ok(Client { inner: Arc::new(Inner { config, rpc, defaults: OnceCell::new(), leases }) })
+        let inner = Inner { config, rpc, defaults: OnceCell::new(), leases, local_ips: OnceCell::new() };
+        Ok(Client { inner: Arc::new(inner) })
     }
 
     /// The user this client acts as.
@@ -72,6 +75,14 @@ impl Client {
 
     pub(crate) fn config(&self) -> &ClientConfig {
         &self.inner.config
+    }
+
+    /// Addresses of this host besides loopback (the route to the namenode).
+    pub(crate) async fn local_ips(&self) -> &[std::net::IpAddr] {
+        self.inner
+            .local_ips
+            .get_or_init(|| crate::reader::local_addresses(&self.inner.config.namenode))
+            .await
     }
 
     pub(crate) fn rpc(&self) -> &NamenodeRpc {

@@ -2,18 +2,26 @@
 //! every checksum and failing over to the next replica on errors.
 
 mod block_reader;
+mod short_circuit;
 
 use bytes::{Bytes, BytesMut};
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
-use tusk_proto::dfs::{self, ExtendedBlock, LocatedBlock};
+use tusk_proto::dfs::{self, DatanodeId, ExtendedBlock, LocatedBlock};
 
 use crate::error::{ClientError, Result};
 use crate::fs::Client;
 use crate::writer::block_name;
 use block_reader::{BlockReader, ReplicaError};
+pub(crate) use short_circuit::local_addresses;
+use short_circuit::{LocalReplica, LocalStream, ShortCircuitError, is_local_host};
+
+/// Local replicas kept open per reader (two descriptors each); sequential
+/// reads need one at a time, range reads may come back to a few.
+const LOCAL_REPLICA_CACHE: usize = 8;
 
 /// Longest wait between two location look-ups for a block without replicas.
 const LOCATION_MAX_DELAY: Duration = Duration::from_secs(1);
@@ -37,6 +45,12 @@ struct BlockSource {
     blocks: Mutex<Vec<LocatedBlock>>,
     /// Transfer addresses that failed this reader; tried last.
     dead: Mutex<HashSet<String>>,
+    /// Transfer addresses whose short-circuit path failed: read over TCP.
+    no_short_circuit: Mutex<HashSet<String>>,
+    /// Opened local replicas, newest last.
+    local_replicas: Mutex<Vec<CachedReplica>>,
+    /// Pieces served by short-circuit reads.
+    short_circuit_reads: AtomicU64,
 }
 
 /// A read position in `[pos, end)` and the stream serving it.
@@ -47,8 +61,19 @@ struct Cursor {
 }
 
 struct OpenStream {
-    reader: BlockReader,
+    reader: Stream,
     addr: String,
+}
+
+/// (block id, generation stamp), the datanode's transfer address, the files.
+type CachedReplica = ((u64, u64), String, Arc<LocalReplica>);
+
+/// Where a stream's bytes come from.
+enum Stream {
+    /// Packets over the data-transfer protocol.
+    Tcp(BlockReader),
+    /// The replica's files on this host; `key` is (block id, generation stamp).
+    Local { stream: LocalStream, key: (u64, u64) },
 }
 
 impl FileReader {
@@ -61,6 +86,9 @@ impl FileReader {
             length,
             blocks: Mutex::new(usable_blocks(located.blocks)),
             dead: Mutex::new(HashSet::new()),
+            no_short_circuit: Mutex::new(HashSet::new()),
+            local_replicas: Mutex::new(Vec::new()),
+            short_circuit_reads: AtomicU64::new(0),
         };
         Ok(FileReader { source, cursor: Cursor { pos: 0, end: length, stream: None }, pending: Bytes::new() })
     }
@@ -72,6 +100,12 @@ impl FileReader {
 
     pub fn is_empty(&self) -> bool {
         self.source.length == 0
+    }
+
+    /// How many pieces of data this reader got through short-circuit local
+    /// reads (0 when every byte came over TCP).
+    pub fn short_circuit_reads(&self) -> u64 {
+        self.source.short_circuit_reads.load(Ordering::Relaxed)
     }
 
     /// Offset of the next byte [`read`](Self::read) returns.
@@ -199,7 +233,29 @@ impl BlockSource {
                 Some(s) => s,
                 None => cur.stream.insert(self.open_at(cur.pos, cur.end, &mut failures).await?),
             };
-            match stream.reader.next_chunk().await {
+            let got = match &mut stream.reader {
+                Stream::Tcp(r) => r.next_chunk().await,
+                Stream::Local { stream: local, key } => match local.next_chunk().await {
+                    Ok(b) => {
+                        self.short_circuit_reads.fetch_add(1, Ordering::Relaxed);
+                        Ok(b)
+                    }
+                    Err(e) => {
+                        self.forget_local(*key);
+                        if let ShortCircuitError::Checksum { .. } = e {
+                            tracing::warn!("{}: {e} (datanode {})", self.path, stream.addr);
+                            Err(ReplicaError::Checksum)
+                        } else {
+                            // Not the replica's fault: read it over TCP instead.
+                            tracing::warn!("{}: {e}; reading from datanode {} over TCP", self.path, stream.addr);
+                            self.lock(&self.no_short_circuit).insert(stream.addr.clone());
+                            cur.stream = None;
+                            continue;
+                        }
+                    }
+                },
+            };
+            match got {
                 Ok(Some(b)) => {
                     cur.pos += b.len() as u64;
                     return Ok(Some(b));
@@ -241,10 +297,14 @@ impl BlockSource {
                 continue;
             }
             let candidates = self.candidates(&located, failures);
-            for addr in candidates {
+            for dn in candidates {
+                let addr = dn.transfer_addr.clone();
+                if let Some(stream) = self.open_local(&dn, &block, start, end, io_timeout).await {
+                    return Ok(OpenStream { reader: stream, addr });
+                }
                 let name = self.client.client_name();
                 match BlockReader::open(&addr, &block, start, end, name, io_timeout).await {
-                    Ok(reader) => return Ok(OpenStream { reader, addr }),
+                    Ok(reader) => return Ok(OpenStream { reader: Stream::Tcp(reader), addr }),
                     Err(e) => {
                         tracing::warn!("{}: datanode {addr} cannot serve {}: {e}", self.path, block_name(&block));
                         self.mark_dead(&addr);
@@ -261,21 +321,90 @@ impl BlockSource {
         }
     }
 
-    /// Replica addresses of `block` not yet failed in this attempt; those
+    /// Replica holders of `block` not yet failed in this attempt; those
     /// that failed this reader before go last.
-    fn candidates(&self, block: &LocatedBlock, failures: &[(String, ReplicaError)]) -> Vec<String> {
-        let dead = self.dead.lock().unwrap_or_else(|p| p.into_inner());
-        let mut fresh: Vec<String> = Vec::new();
-        let mut suspect: Vec<String> = Vec::new();
+    fn candidates(&self, block: &LocatedBlock, failures: &[(String, ReplicaError)]) -> Vec<DatanodeId> {
+        let dead = self.lock(&self.dead);
+        let mut fresh: Vec<DatanodeId> = Vec::new();
+        let mut suspect: Vec<DatanodeId> = Vec::new();
         for d in &block.locations {
             let addr = &d.transfer_addr;
-            if failures.iter().any(|(a, _)| a == addr) || fresh.contains(addr) || suspect.contains(addr) {
+            let seen = |v: &[DatanodeId]| v.iter().any(|x| x.transfer_addr == *addr);
+            if failures.iter().any(|(a, _)| a == addr) || seen(&fresh) || seen(&suspect) {
                 continue;
             }
-            if dead.contains(addr) { suspect.push(addr.clone()) } else { fresh.push(addr.clone()) }
+            if dead.contains(addr) { suspect.push(d.clone()) } else { fresh.push(d.clone()) }
         }
         fresh.extend(suspect);
         fresh
+    }
+
+    /// A short-circuit stream of `[start, end)` when `dn` is on this host,
+    /// offers a domain socket and hands out the replica; `None` means read
+    /// over TCP.
+    async fn open_local(
+        &self,
+        dn: &DatanodeId,
+        block: &ExtendedBlock,
+        start: u64,
+        end: u64,
+        io_timeout: Duration,
+    ) -> Option<Stream> {
+        let addr = &dn.transfer_addr;
+        if !self.client.config().short_circuit
+            || dn.domain_socket_path.is_empty()
+            || self.lock(&self.no_short_circuit).contains(addr)
+            || !is_local_host(&dn.host, self.client.local_ips().await)
+        {
+            return None;
+        }
+        let key = (block.block_id, block.generation_stamp);
+        let cached = self.lock(&self.local_replicas).iter().find(|(k, a, _)| *k == key && a == addr).map(|e| e.2.clone());
+        let replica = match cached {
+            Some(r) => r,
+            None => {
+                let (socket, blk, name) = (dn.domain_socket_path.clone(), *block, self.client.client_name().to_string());
+                let opened =
+                    tokio::task::spawn_blocking(move || LocalReplica::request(&socket, &blk, &name, io_timeout)).await;
+                match opened {
+                    Ok(Ok(r)) => {
+                        let r = Arc::new(r);
+                        let mut cache = self.lock(&self.local_replicas);
+                        if cache.len() >= LOCAL_REPLICA_CACHE {
+                            cache.remove(0);
+                        }
+                        cache.push((key, addr.clone(), Arc::clone(&r)));
+                        r
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!("{}: {} from datanode {addr} over TCP: {e}", self.path, block_name(block));
+                        if matches!(e, ShortCircuitError::Connect { .. }) {
+                            self.lock(&self.no_short_circuit).insert(addr.clone());
+                        }
+                        return None;
+                    }
+                    Err(e) => {
+                        tracing::debug!("{}: short-circuit open task failed: {e}", self.path);
+                        return None;
+                    }
+                }
+            }
+        };
+        if replica.len() < end {
+            tracing::debug!("{}: local replica of {} holds {} bytes, {end} needed", self.path, block_name(block), replica.len());
+            self.forget_local(key);
+            return None;
+        }
+        Some(Stream::Local { stream: LocalStream::new(replica, start, end), key })
+    }
+
+    /// Drops the cached descriptors of a local replica.
+    fn forget_local(&self, key: (u64, u64)) {
+        self.lock(&self.local_replicas).retain(|(k, _, _)| *k != key);
+    }
+
+    fn lock<'a, T>(&self, m: &'a Mutex<T>) -> std::sync::MutexGuard<'a, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn block_at(&self, pos: u64) -> Result<LocatedBlock> {

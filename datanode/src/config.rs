@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 use crate::error::DatanodeError;
+use crate::transfer::short_circuit::MAX_SOCKET_PATH;
 
 /// Everything a datanode needs to know to start.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +32,12 @@ pub struct DatanodeConfig {
     pub max_xceivers: u32,
     /// Read/write timeout on transfer sockets, in milliseconds.
     pub socket_timeout_ms: u64,
+    /// Unix domain socket for short-circuit local reads (HDFS
+    /// `dfs.domain.socket.path`): clients on this host receive open file
+    /// descriptors of replicas there and read them directly. Unset: no
+    /// short-circuit reads. At most 107 bytes once made absolute; the socket
+    /// is created with mode 0666, so restrict access with its directory.
+    pub domain_socket_path: Option<PathBuf>,
 }
 
 impl Default for DatanodeConfig {
@@ -45,6 +52,7 @@ impl Default for DatanodeConfig {
             reserved_bytes: 0,
             max_xceivers: 4096,
             socket_timeout_ms: 60_000,
+            domain_socket_path: None,
         }
     }
 }
@@ -81,6 +89,16 @@ impl DatanodeConfig {
         if self.socket_timeout_ms == 0 {
             return bad("socket_timeout_ms: must be at least 1".into());
         }
+        if let Some(p) = &self.domain_socket_path {
+            let abs = std::path::absolute(p).map_err(|e| DatanodeError::Config(format!("domain_socket_path: {}: {e}", p.display())))?;
+            let len = abs.as_os_str().len();
+            if p.as_os_str().is_empty() || len > MAX_SOCKET_PATH {
+                return bad(format!(
+                    "domain_socket_path: '{}' must be a non-empty path of at most {MAX_SOCKET_PATH} bytes (absolute: {len})",
+                    p.display()
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -109,6 +127,7 @@ mod tests {
         assert_eq!(c.reserved_bytes, 1 << 30);
         assert_eq!(c.max_xceivers, 4096);
         assert_eq!(c.socket_timeout_ms, 60_000);
+        assert_eq!(c.domain_socket_path, None);
     }
 
     #[test]
@@ -126,5 +145,10 @@ mod tests {
         assert!(c.validate().unwrap_err().to_string().contains("data_dirs"));
         let c = DatanodeConfig { max_xceivers: 0, ..Default::default() };
         assert!(c.validate().unwrap_err().to_string().contains("max_xceivers"));
+        let long = PathBuf::from(format!("/tmp/{}/dn.sock", "x".repeat(120)));
+        let c = DatanodeConfig { domain_socket_path: Some(long), ..Default::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("domain_socket_path"));
+        let c = DatanodeConfig { domain_socket_path: Some("/run/tusk/dn.sock".into()), ..Default::default() };
+        c.validate().unwrap();
     }
 }

@@ -11,6 +11,7 @@ use crate::config::DatanodeConfig;
 use crate::error::DatanodeError;
 use crate::nn_actor::{NamenodeActor, NamenodeClient, NamenodeReporter};
 use crate::storage::Storage;
+use crate::transfer::short_circuit::DomainSocketServer;
 use crate::transfer::{TransferContext, TransferServer, Xceivers};
 
 /// A running datanode.
@@ -18,6 +19,7 @@ pub struct DatanodeHandle {
     transfer_addr: SocketAddr,
     uuid: String,
     server: TransferServer,
+    domain_socket: Option<DomainSocketServer>,
     shutdown: watch::Sender<bool>,
     actor: tokio::task::JoinHandle<()>,
     fatal: Option<oneshot::Receiver<DatanodeError>>,
@@ -59,26 +61,62 @@ pub async fn start(config: DatanodeConfig) -> Result<DatanodeHandle, DatanodeErr
         max_xceivers: config.max_xceivers,
         xceivers: Arc::clone(&xceivers),
     };
-    let server = TransferServer::spawn(listener, Arc::new(ctx));
+    let ctx = Arc::new(ctx);
+    let server = TransferServer::spawn(listener, Arc::clone(&ctx));
+    let domain_socket = match start_domain_socket(&config, &ctx) {
+        Ok(d) => d,
+        Err(e) => {
+            server.stop().await;
+            return Err(e);
+        }
+    };
+    let socket_path = domain_socket.as_ref().map(|(_, p)| p.clone()).unwrap_or_default();
+    let domain_socket = domain_socket.map(|(d, _)| d);
     if let Some(file) = &config.addr_file
         && let Err(e) = write_addr_file(file, transfer_addr)
     {
         server.stop().await;
+        if let Some(d) = domain_socket {
+            d.stop().await;
+        }
         return Err(e);
     }
-    tracing::info!(addr = %transfer_addr, uuid = %uuid, "transfer server listening");
+    tracing::info!(addr = %transfer_addr, uuid = %uuid, domain_socket = %socket_path, "transfer server listening");
 
     let actor = NamenodeActor {
         storage,
         client,
-        id: DatanodeId { datanode_uuid: uuid.clone(), transfer_addr: transfer_addr.to_string(), host: ip.to_string() },
+        id: DatanodeId {
+            datanode_uuid: uuid.clone(),
+            transfer_addr: transfer_addr.to_string(),
+            host: ip.to_string(),
+            domain_socket_path: socket_path,
+        },
         xceivers,
         socket_timeout,
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (fatal_tx, fatal_rx) = oneshot::channel();
     let actor = actor.spawn(shutdown_rx, fatal_tx);
-    Ok(DatanodeHandle { transfer_addr, uuid, server, shutdown, actor, fatal: Some(fatal_rx) })
+    Ok(DatanodeHandle { transfer_addr, uuid, server, domain_socket, shutdown, actor, fatal: Some(fatal_rx) })
+}
+
+/// Binds the short-circuit domain socket when configured; returns the
+/// server and the absolute path advertised to the namenode.
+fn start_domain_socket(
+    config: &DatanodeConfig,
+    ctx: &Arc<TransferContext>,
+) -> Result<Option<(DomainSocketServer, String)>, DatanodeError> {
+    let Some(path) = &config.domain_socket_path else {
+        return Ok(None);
+    };
+    let abs = std::path::absolute(path).map_err(|e| DatanodeError::io(path, e))?;
+    let advertised = abs
+        .to_str()
+        .ok_or_else(|| DatanodeError::Config(format!("domain_socket_path: {} is not UTF-8", abs.display())))?
+        .to_string();
+    let listener = DomainSocketServer::bind(&abs)?;
+    Ok(Some((DomainSocketServer::spawn(listener, abs, Arc::clone(ctx)), advertised)))
 }
 
 impl DatanodeHandle {
@@ -98,6 +136,9 @@ impl DatanodeHandle {
     pub async fn shutdown(self) -> Result<(), DatanodeError> {
         let _ = self.shutdown.send(true);
         self.server.stop().await;
+        if let Some(d) = self.domain_socket {
+            d.stop().await;
+        }
         let mut actor = self.actor;
         if tokio::time::timeout(Duration::from_secs(2), &mut actor).await.is_err() {
             actor.abort();

@@ -16,7 +16,7 @@ use tusk_proto::transfer::{
 };
 
 pub(crate) fn dn_id(addr: &str) -> DatanodeId {
-    DatanodeId { datanode_uuid: addr.to_string(), transfer_addr: addr.to_string(), host: "127.0.0.1".into() }
+    DatanodeId { datanode_uuid: addr.to_string(), transfer_addr: addr.to_string(), host: "127.0.0.1".into(), ..Default::default() }
 }
 
 pub(crate) fn payload(len: usize) -> Vec<u8> {

@@ -6,6 +6,7 @@
 
 pub(crate) mod push;
 mod read;
+pub(crate) mod short_circuit;
 mod write;
 
 use std::io::{BufReader, BufWriter};
@@ -214,6 +215,10 @@ fn serve_connection(ctx: &TransferContext, stream: TcpStream, peer: SocketAddr) 
         match req.op {
             Some(Op::WriteBlock(op)) => write::serve(ctx, &peer_s, input, output, op),
             Some(Op::ReadBlock(op)) => read::serve(ctx, &peer_s, &mut output, op),
+            Some(Op::RequestShortCircuitFds(_)) => {
+                let msg = "short-circuit file descriptors are only served on the datanode's domain socket".to_string();
+                respond(&mut output, &error_response(TransferStatus::ErrorInvalid, msg, &ctx.self_addr), &peer_s)
+            }
             None => {
                 let msg = "request without an operation".to_string();
                 respond(&mut output, &error_response(TransferStatus::ErrorInvalid, msg, &ctx.self_addr), &peer_s)

@@ -40,7 +40,7 @@ pub fn memory_per_file(files: u64) -> Result<MemoryReport, NamenodeError> {
     let ns = Namesystem::in_memory(conf, "bench");
     let uuids: Vec<String> = (1..=3).map(|i| format!("bench-dn-{i}")).collect();
     for (i, u) in uuids.iter().enumerate() {
-        let id = DatanodeId { datanode_uuid: u.clone(), transfer_addr: format!("10.0.0.{i}:9866"), host: format!("10.0.0.{i}") };
+        let id = DatanodeId { datanode_uuid: u.clone(), transfer_addr: format!("10.0.0.{i}:9866"), host: format!("10.0.0.{i}"), ..Default::default() };
         let storage = StorageReport { capacity: u64::MAX / 2, dfs_used: 0, remaining: u64::MAX / 2 };
         ns.register_datanode(tusk_proto::PROTOCOL_VERSION, id, "", storage)?;
     }

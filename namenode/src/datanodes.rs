@@ -200,6 +200,7 @@ mod tests {
             datanode_uuid: format!("uuid-{n}"),
             transfer_addr: format!("10.0.0.{n}:9866"),
             host: format!("10.0.0.{n}"),
+            ..Default::default()
         };
         m.register(id, StorageReport { capacity: remaining, dfs_used: 0, remaining }).unwrap()
     }

@@ -30,7 +30,7 @@ pub(crate) fn kind<T: std::fmt::Debug>(r: Result<T, NamenodeError>) -> ErrorKind
 
 pub(crate) fn add_datanode(ns: &Namesystem, n: u8) -> String {
     let uuid = format!("dn-{n}");
-    let id = DatanodeId { datanode_uuid: uuid.clone(), transfer_addr: format!("127.0.0.{n}:9866"), host: format!("127.0.0.{n}") };
+    let id = DatanodeId { datanode_uuid: uuid.clone(), transfer_addr: format!("127.0.0.{n}:9866"), host: format!("127.0.0.{n}"), ..Default::default() };
     ns.register_datanode(tusk_proto::PROTOCOL_VERSION, id, "", StorageReport { capacity: 1 << 40, dfs_used: 0, remaining: 1 << 40 })
         .unwrap();
     uuid

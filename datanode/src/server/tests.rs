@@ -79,6 +79,7 @@ fn config(dir: &Path, namenode: &str) -> DatanodeConfig {
         transfer_addr: "127.0.0.1:0".into(),
         addr_file: Some(dir.join("run/dn.addr")),
         socket_timeout_ms: 20_000,
+        domain_socket_path: Some(dir.join("run/dn.sock")),
         ..Default::default()
     }
 }
@@ -103,6 +104,7 @@ async fn registers_reports_blocks_and_obeys_commands() {
         assert_eq!(id.datanode_uuid, handle.datanode_uuid());
         assert_eq!(id.transfer_addr, addr.to_string());
         assert_eq!(id.host, "127.0.0.1");
+        assert_eq!(id.domain_socket_path, t.path().join("run/dn.sock").to_str().unwrap());
         assert!(s.reports[0].replicas.is_empty());
     }
     for d in ["d1", "d2"] {
@@ -136,7 +138,9 @@ async fn registers_reports_blocks_and_obeys_commands() {
     poll_until("the second registration", || stub.0.lock().reports.len() >= 2).await;
     assert_eq!(stub.0.lock().registrations[1].cluster_id, "CID-test");
     let uuid = handle.datanode_uuid().to_string();
+    assert!(t.path().join("run/dn.sock").exists());
     handle.shutdown().await.unwrap();
+    assert!(!t.path().join("run/dn.sock").exists(), "the domain socket is removed at shutdown");
 
     // A restart keeps the identity.
     let handle = start(config(t.path(), &nn)).await.unwrap();

@@ -68,6 +68,12 @@ impl ReplicaReader {
         self.bytes_per_checksum
     }
 
+    /// The open data and meta files (for a short-circuit read, whose client
+    /// reads and verifies them itself).
+    pub(crate) fn into_files(self) -> (File, File) {
+        (self.data, self.meta)
+    }
+
     /// Reads `n` bytes from chunk-aligned `offset` into `data` and their
     /// stored checksums into `sums` (both cleared first).
     pub(crate) fn read_chunks(

@@ -150,7 +150,7 @@ async fn unknown_block_and_bad_pipeline_are_reported() {
     let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let gone_addr = gone.local_addr().unwrap().to_string();
     drop(gone);
-    let ghost = DatanodeId { datanode_uuid: "x".into(), transfer_addr: gone_addr.clone(), host: "127.0.0.1".into() };
+    let ghost = DatanodeId { datanode_uuid: "x".into(), transfer_addr: gone_addr.clone(), host: "127.0.0.1".into(), ..Default::default() };
     let stream = AsyncStream::connect(&a.addr).await.unwrap();
     let (mut rd, mut wr) = stream.into_split();
     let op = OpWriteBlock { block: block(5, 1), downstream: vec![ghost], client_name: "c".into(), stage: 0 };

@@ -212,7 +212,7 @@ async fn server_serves_restarts_and_refuses_foreign_datanodes() {
     let mut dn = DatanodeProtocolClient::connect(format!("http://{addr}")).await.unwrap();
     let reg = RegisterDatanodeRequest {
         protocol_version: tusk_proto::PROTOCOL_VERSION,
-        id: Some(DatanodeId { datanode_uuid: "u1".into(), transfer_addr: "127.0.0.1:1".into(), host: "127.0.0.1".into() }),
+        id: Some(DatanodeId { datanode_uuid: "u1".into(), transfer_addr: "127.0.0.1:1".into(), host: "127.0.0.1".into(), ..Default::default() }),
         cluster_id: "CID-other".into(),
         storage: None,
     };

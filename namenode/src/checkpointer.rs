@@ -20,16 +20,10 @@ impl Checkpointer {
         Checkpointer { ns, check_every: period.min(Duration::from_secs(5)) }
     }
 
-    pub(crate) async fn run(self, mut stop: watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(self.check_every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = stop.wait_for(|s| *s) => return,
-                _ = tick.tick() => {}
-            }
+    pub(crate) async fn run(self, stop: watch::Receiver<bool>) {
+        every(self.check_every, stop, || async {
             if !self.ns.checkpoint_due() {
-                continue;
+                return;
             }
             let ns = self.ns.clone();
             match tokio::task::spawn_blocking(move || ns.checkpoint()).await {
@@ -37,7 +31,8 @@ impl Checkpointer {
                 Ok(Err(e)) => tracing::error!("checkpoint failed: {e}"),
                 Err(e) => tracing::error!("checkpoint task failed: {e}"),
             }
-        }
+        })
+        .await
     }
 }
 
@@ -54,15 +49,26 @@ impl DeadNodeMonitor {
         DeadNodeMonitor { ns, check_every: every }
     }
 
-    pub(crate) async fn run(self, mut stop: watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(self.check_every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = stop.wait_for(|s| *s) => return,
-                _ = tick.tick() => {}
-            }
+    pub(crate) async fn run(self, stop: watch::Receiver<bool>) {
+        every(self.check_every, stop, || async {
             self.ns.check_dead_nodes();
+        }).await
+    }
+}
+
+/// Runs `job` every `period` until `stop` turns true.
+async fn every<F, Fut>(period: Duration, mut stop: watch::Receiver<bool>, mut job: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tick.tick() => {}
         }
+        job().await;
     }
 }

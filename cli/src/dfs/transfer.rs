@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncReadExt;
-use tusk_client::{CreateOptions, FileWriter};
+use tusk_client::{CreateOptions, FileReader, FileWriter};
 use tusk_common::path;
 
 use super::Dfs;
@@ -39,7 +39,7 @@ pub async fn put(dfs: &Dfs, srcs: &[String], dst: &str, opts: &PutOptions) -> an
                 bail!("{dst}: is a directory (stdin needs a file destination)");
             }
             let mut stdin = tokio::io::stdin();
-            upload_stream(dfs, &mut stdin, None, &dst, opts, "stdin").await?;
+            upload_stream(dfs, Source::Local(&mut stdin), None, &dst, opts, "stdin").await?;
             continue;
         }
         let local = Path::new(src);
@@ -94,13 +94,33 @@ async fn put_file(dfs: &Dfs, local: &Path, target: &str, opts: &PutOptions) -> a
         .await
         .with_context(|| format!("{}: cannot open", local.display()))?;
     let len = file.metadata().await.map(|m| m.len()).ok();
-    upload_stream(dfs, &mut file, len, target, opts, &local.display().to_string()).await
+    upload_stream(dfs, Source::Local(&mut file), len, target, opts, &local.display().to_string()).await
 }
 
-/// Uploads a stream to `target` through `target._COPYING_`.
-async fn upload_stream<R: tokio::io::AsyncRead + Unpin>(
+/// Where uploaded bytes come from: a local stream or a DFS file.
+enum Source<'a> {
+    Local(&'a mut (dyn tokio::io::AsyncRead + Unpin + Send)),
+    Dfs(Box<FileReader>),
+}
+
+impl Source<'_> {
+    /// The next piece of bytes; `None` at the end.
+    async fn next(&mut self, buf: &mut [u8]) -> anyhow::Result<Option<bytes::Bytes>> {
+        match self {
+            Source::Local(r) => match r.read(buf).await? {
+                0 => Ok(None),
+                n => Ok(Some(bytes::Bytes::copy_from_slice(&buf[..n]))),
+            },
+            Source::Dfs(r) => Ok(r.next_chunk().await?),
+        }
+    }
+}
+
+/// Uploads `src` to `target` through `target._COPYING_`, renamed over the
+/// target only once every byte is acknowledged.
+async fn upload_stream(
     dfs: &Dfs,
-    src: &mut R,
+    mut src: Source<'_>,
     len: Option<u64>,
     target: &str,
     opts: &PutOptions,
@@ -121,7 +141,7 @@ async fn upload_stream<R: tokio::io::AsyncRead + Unpin>(
     };
     let writer = dfs.client.create(&tmp, create).await?;
     let bar = transfer_bar(len.unwrap_or(0), label);
-    let result = copy_into(src, writer, &bar, label).await;
+    let result = copy_into(&mut src, writer, &bar, label).await;
     bar.finish_and_clear();
     if let Err(e) = result {
         let _ = dfs.client.delete(&tmp, false).await;
@@ -134,27 +154,27 @@ async fn upload_stream<R: tokio::io::AsyncRead + Unpin>(
     Ok(())
 }
 
-async fn copy_into<R: tokio::io::AsyncRead + Unpin>(
-    src: &mut R,
+async fn copy_into(
+    src: &mut Source<'_>,
     mut writer: FileWriter,
     bar: &indicatif::ProgressBar,
     label: &str,
 ) -> anyhow::Result<()> {
     let mut buf = vec![0u8; IO_CHUNK];
     loop {
-        let n = match src.read(&mut buf).await {
-            Ok(0) => break,
-            Ok(n) => n,
+        let piece = match src.next(&mut buf).await {
+            Ok(Some(p)) => p,
+            Ok(None) => break,
             Err(e) => {
                 let _ = writer.abort().await;
-                return Err(anyhow::Error::new(e).context(format!("{label}: read failed")));
+                return Err(e.context(format!("{label}: read failed")));
             }
         };
-        if let Err(e) = writer.write(&buf[..n]).await {
+        if let Err(e) = writer.write(&piece).await {
             let _ = writer.abort().await;
             return Err(e.into());
         }
-        bar.inc(n as u64);
+        bar.inc(piece.len() as u64);
     }
     writer.close().await?;
     Ok(())
@@ -286,41 +306,6 @@ async fn copy_tree(dfs: &Dfs, src: &str, target: &str, force: bool) -> anyhow::R
         return Ok(());
     }
     let opts = PutOptions { force, replication: Some(st.replication), block_size: Some(st.block_size) };
-    let mut reader = dfs.client.open(src).await?;
-    // Stream the source through a pipe-like adapter: read chunks, write them.
-    if !force
-        && let Some(t) = dfs.client.try_stat(target).await?
-    {
-        bail!("{target}: {}", if t.is_dir { "is a directory" } else { "file exists" });
-    }
-    let tmp = format!("{target}{COPYING_SUFFIX}");
-    let create = CreateOptions {
-        overwrite: true,
-        create_parent: false,
-        replication: opts.replication,
-        block_size: opts.block_size,
-        permission: None,
-    };
-    let mut writer = dfs.client.create(&tmp, create).await?;
-    let copied = async {
-        while let Some(chunk) = reader.next_chunk().await? {
-            writer.write(&chunk).await?;
-        }
-        anyhow::Ok(())
-    }
-    .await;
-    if let Err(e) = copied {
-        let _ = writer.abort().await;
-        return Err(e);
-    }
-    let finished = async {
-        writer.close().await?;
-        dfs.client.rename(&tmp, target, force).await?;
-        anyhow::Ok(())
-    }
-    .await;
-    if finished.is_err() {
-        let _ = dfs.client.delete(&tmp, false).await;
-    }
-    finished
+    let reader = dfs.client.open(src).await?;
+    upload_stream(dfs, Source::Dfs(Box::new(reader)), Some(st.length), target, &opts, src).await
 }

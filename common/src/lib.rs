@@ -7,6 +7,7 @@
 pub mod config;
 pub mod identity;
 pub mod logging;
+pub mod mode;
 pub mod path;
 pub mod size;
 

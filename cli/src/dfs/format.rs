@@ -3,24 +3,7 @@
 
 use serde_json::{Value, json};
 use tusk_client::FileStatus;
-
-/// `rwxr-xr-x`-style permission string with the type letter in front.
-pub fn permission_string(is_dir: bool, mode: u32) -> String {
-    let mut s = String::with_capacity(10);
-    s.push(if is_dir { 'd' } else { '-' });
-    for shift in [6u32, 3, 0] {
-        let bits = (mode >> shift) & 7;
-        s.push(if bits & 4 != 0 { 'r' } else { '-' });
-        s.push(if bits & 2 != 0 { 'w' } else { '-' });
-        let x = bits & 1 != 0;
-        if shift == 0 && mode & 0o1000 != 0 {
-            s.push(if x { 't' } else { 'T' });
-        } else {
-            s.push(if x { 'x' } else { '-' });
-        }
-    }
-    s
-}
+use tusk_common::mode::mode_string;
 
 /// Sizes the way `hdfs dfs -ls -h` prints them: `0`, `1023`, `1.5 K`, `128 M`.
 pub fn human_size(bytes: u64) -> String {
@@ -73,7 +56,7 @@ pub fn ls_line(st: &FileStatus, widths: &LsWidths) -> String {
     let repl = if st.is_dir { "-".to_string() } else { st.replication.to_string() };
     format!(
         "{} {:>rw$} {:<ow$} {:<gw$} {:>sw$} {} {}",
-        permission_string(st.is_dir, st.permission),
+        mode_string(st.is_dir, st.permission),
         repl,
         st.owner,
         st.group,
@@ -149,7 +132,7 @@ pub fn stat_format(fmt: &str, st: &FileStatus) -> String {
             Some('x') => out.push_str(&time_seconds(st.access_time_ms)),
             Some('X') => out.push_str(&st.access_time_ms.to_string()),
             Some('a') => out.push_str(&format!("{:o}", st.permission)),
-            Some('A') => out.push_str(&permission_string(st.is_dir, st.permission)[1..]),
+            Some('A') => out.push_str(&mode_string(st.is_dir, st.permission)[1..]),
             Some('%') => out.push('%'),
             Some(other) => {
                 out.push('%');
@@ -164,14 +147,6 @@ pub fn stat_format(fmt: &str, st: &FileStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn permissions_render_like_ls() {
-        assert_eq!(permission_string(true, 0o755), "drwxr-xr-x");
-        assert_eq!(permission_string(false, 0o644), "-rw-r--r--");
-        assert_eq!(permission_string(true, 0o1777), "drwxrwxrwt");
-        assert_eq!(permission_string(true, 0o1776), "drwxrwxrwT");
-    }
 
     #[test]
     fn sizes_are_human() {

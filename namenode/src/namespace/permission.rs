@@ -5,6 +5,8 @@
 use tusk_proto::error::ErrorKind;
 
 use super::{FsState, Resolved};
+use tusk_common::mode::mode_string;
+
 use crate::error::{NamenodeError, Result};
 
 pub(crate) const READ: u16 = 4;
@@ -45,25 +47,6 @@ fn access_name(access: u16) -> String {
     s.trim_end_matches('_').to_string()
 }
 
-/// `drwxr-xr-x` style rendering of a mode.
-pub(crate) fn mode_string(is_dir: bool, mode: u16) -> String {
-    let mut s = String::with_capacity(10);
-    s.push(if is_dir { 'd' } else { '-' });
-    for shift in [6, 3, 0] {
-        let bits = (mode >> shift) & 7;
-        s.push(if bits & 4 != 0 { 'r' } else { '-' });
-        s.push(if bits & 2 != 0 { 'w' } else { '-' });
-        let x = bits & 1 != 0;
-        s.push(match (shift, mode & 0o1000 != 0, x) {
-            (0, true, true) => 't',
-            (0, true, false) => 'T',
-            (_, _, true) => 'x',
-            _ => '-',
-        });
-    }
-    s
-}
-
 impl FsState {
     /// Checks that `ugi` has `access` on inode `id`; `path` names the request.
     pub(crate) fn check_access(&self, ugi: &Ugi, path: &str, id: u64, access: u16) -> Result<()> {
@@ -90,7 +73,7 @@ impl FsState {
                 ugi.user,
                 access_name(access),
                 self.path_of(id),
-                mode_string(i.is_dir(), i.mode)
+                mode_string(i.is_dir(), u32::from(i.mode))
             ),
         ))
     }
@@ -125,7 +108,7 @@ impl FsState {
                 self.path_of(id),
                 self.strings.get(i.owner),
                 self.strings.get(i.group),
-                mode_string(i.is_dir(), i.mode)
+                mode_string(i.is_dir(), u32::from(i.mode))
             ),
         ))
     }
@@ -162,18 +145,5 @@ impl FsState {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::mode_string;
-
-    #[test]
-    fn modes_render_like_ls() {
-        assert_eq!(mode_string(true, 0o755), "drwxr-xr-x");
-        assert_eq!(mode_string(false, 0o644), "-rw-r--r--");
-        assert_eq!(mode_string(true, 0o1777), "drwxrwxrwt");
-        assert_eq!(mode_string(true, 0o1776), "drwxrwxrwT");
     }
 }

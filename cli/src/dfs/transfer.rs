@@ -103,15 +103,32 @@ enum Source<'a> {
     Dfs(Box<FileReader>),
 }
 
+/// A piece read from a [`Source`]: local bytes stay in the caller's buffer
+/// (no extra copy), DFS chunks arrive as their own buffers.
+enum Piece<'b> {
+    Borrowed(&'b [u8]),
+    Owned(bytes::Bytes),
+}
+
+impl std::ops::Deref for Piece<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Piece::Borrowed(b) => b,
+            Piece::Owned(b) => b,
+        }
+    }
+}
+
 impl Source<'_> {
     /// The next piece of bytes; `None` at the end.
-    async fn next(&mut self, buf: &mut [u8]) -> anyhow::Result<Option<bytes::Bytes>> {
+    async fn next<'b>(&mut self, buf: &'b mut [u8]) -> anyhow::Result<Option<Piece<'b>>> {
         match self {
             Source::Local(r) => match r.read(buf).await? {
                 0 => Ok(None),
-                n => Ok(Some(bytes::Bytes::copy_from_slice(&buf[..n]))),
+                n => Ok(Some(Piece::Borrowed(&buf[..n]))),
             },
-            Source::Dfs(r) => Ok(r.next_chunk().await?),
+            Source::Dfs(r) => Ok(r.next_chunk().await?.map(Piece::Owned)),
         }
     }
 }

@@ -261,6 +261,12 @@ impl Journal {
         self.shared.syncs.load(Ordering::Relaxed)
     }
 
+    /// The error that stopped the syncer, if one did: no later mutation can
+    /// be made durable.
+    pub(crate) fn failure(&self) -> Option<Arc<str>> {
+        self.shared.synced.borrow().error.clone()
+    }
+
     /// Waits until `txid` is on disk.
     pub(crate) async fn wait_synced(&self, txid: u64) -> Result<()> {
         let mut rx = self.shared.synced.subscribe();

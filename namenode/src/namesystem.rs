@@ -138,14 +138,19 @@ impl Namesystem {
 
     /// Prepares with `prep` and commits under the write lock, then waits for durability.
     async fn mutate<T>(&self, prep: impl FnOnce(&FsState) -> Result<(Vec<EditOp>, T)>) -> Result<T> {
+        if let Some(why) = self.journal.as_ref().and_then(|j| j.failure()) {
+            return Err(NamenodeError::Internal(format!("namespace is read-only after {why}")));
+        }
         let mut removed = Vec::new();
         let (txid, out) = {
             let mut st = self.state.write();
             let (ops, out) = prep(&st)?;
             (self.commit(&mut st, &ops, &mut removed)?, out)
         };
-        self.invalidate(removed);
         self.durable(txid).await?;
+        // Only a durable removal may delete replicas: were the log lost, the
+        // replayed namespace would still need them.
+        self.invalidate(removed);
         Ok(out)
     }
 

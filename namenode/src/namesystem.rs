@@ -138,15 +138,22 @@ impl Namesystem {
 
     /// Prepares with `prep` and commits under the write lock, then waits for durability.
     async fn mutate<T>(&self, prep: impl FnOnce(&FsState) -> Result<(Vec<EditOp>, T)>) -> Result<T> {
+        self.mutate_with(|st, removed| {
+            let (ops, out) = prep(st)?;
+            Ok((self.commit(st, &ops, removed)?, out))
+        })
+        .await
+    }
+
+    /// The one path of every mutation: `f` prepares and commits under the
+    /// write lock (returning the last txid); then the caller waits for
+    /// durability, and only then are removed blocks' replicas deleted.
+    async fn mutate_with<T>(&self, f: impl FnOnce(&mut FsState, &mut Vec<RemovedBlock>) -> Result<(u64, T)>) -> Result<T> {
         if let Some(why) = self.journal.as_ref().and_then(|j| j.failure()) {
             return Err(NamenodeError::Internal(format!("namespace is read-only after {why}")));
         }
         let mut removed = Vec::new();
-        let (txid, out) = {
-            let mut st = self.state.write();
-            let (ops, out) = prep(&st)?;
-            (self.commit(&mut st, &ops, &mut removed)?, out)
-        };
+        let (txid, out) = f(&mut self.state.write(), &mut removed)?;
         self.durable(txid).await?;
         // Only a durable removal may delete replicas: were the log lost, the
         // replayed namespace would still need them.
@@ -175,17 +182,13 @@ impl Namesystem {
         let p = normalize(path)?;
         let ugi = self.ugi(caller);
         let ctx = self.ctx(&ugi);
-        let mut removed = Vec::new();
-        let (txid, status) = {
-            let mut st = self.state.write();
+        self.mutate_with(|st, removed| {
             let ops = st.prep_create(&ctx, &p, permission, overwrite, create_parent, replication, block_size)?;
-            let txid = self.commit(&mut st, &ops, &mut removed)?;
+            let txid = self.commit(st, &ops, removed)?;
             let id = st.lookup(&p).ok_or_else(|| NamenodeError::Internal(format!("{p}: missing after create")))?;
-            (txid, st.status(id)?)
-        };
-        self.invalidate(removed);
-        self.durable(txid).await?;
-        Ok(status)
+            Ok((txid, st.status(id)?))
+        })
+        .await
     }
 
     pub(crate) async fn add_block(
@@ -199,8 +202,7 @@ impl Namesystem {
         let p = normalize(path)?;
         let ugi = self.ugi(caller);
         let ctx = self.ctx(&ugi);
-        let (txid, located) = {
-            let mut st = self.state.write();
+        self.mutate_with(|st, removed| {
             let plan = st.prep_add_block(&ctx, &p, previous)?;
             let targets: Vec<DatanodeId> = {
                 let dm = self.datanodes.lock();
@@ -223,14 +225,13 @@ impl Namesystem {
                 block: Some(ns::BlockRecord { block_id: plan.block_id, generation_stamp: plan.gen_stamp, num_bytes: 0 }),
                 previous: plan.previous,
             }));
-            let txid = self.commit(&mut st, &[op], &mut Vec::new())?;
+            let txid = self.commit(st, &[op], removed)?;
             let f = st.inode(plan.file)?.file().ok_or_else(|| NamenodeError::Internal("not a file".into()))?;
             let offset = st.file_length(f);
             let block = ExtendedBlock { block_id: plan.block_id, generation_stamp: plan.gen_stamp, num_bytes: 0 };
-            (txid, LocatedBlock { block: Some(block), offset, locations: targets })
-        };
-        self.durable(txid).await?;
-        Ok(located)
+            Ok((txid, LocatedBlock { block: Some(block), offset, locations: targets }))
+        })
+        .await
     }
 
     pub(crate) async fn abandon_block(&self, caller: &Caller, path: &str, block: &ExtendedBlock) -> Result<()> {

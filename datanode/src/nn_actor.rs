@@ -227,7 +227,7 @@ impl NamenodeActor {
     async fn full_block_report(&self) -> Result<Vec<DatanodeCommand>, DatanodeError> {
         let replicas = self.storage.block_report();
         let n = replicas.len();
-        let req = BlockReportRequest { datanode_uuid: self.id.datanode_uuid.clone(), replicas };
+        let req = BlockReportRequest { datanode_uuid: self.id.datanode_uuid.clone(), replicas, rbw: Vec::new() };
         let resp = self.client.rpc.clone().block_report(req).await.map_err(|s| self.client.rpc_error(s))?;
         tracing::debug!(replicas = n, "full block report sent");
         Ok(resp.into_inner().commands)

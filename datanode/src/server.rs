@@ -91,6 +91,7 @@ pub async fn start(config: DatanodeConfig) -> Result<DatanodeHandle, DatanodeErr
             transfer_addr: transfer_addr.to_string(),
             host: ip.to_string(),
             domain_socket_path: socket_path,
+            ..Default::default()
         },
         xceivers,
         socket_timeout,

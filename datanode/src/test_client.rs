@@ -46,6 +46,7 @@ pub(crate) async fn write_block(pipeline: &[String], id: u64, data: &[u8], corru
         downstream: pipeline[1..].iter().map(|a| dn_id(a)).collect(),
         client_name: "DFSClient_test".into(),
         stage: Stage::Create as i32,
+        recovery_length: 0,
     };
     let req = OpRequest { protocol_version: PROTOCOL_VERSION, op: Some(Op::WriteBlock(op)) };
     write_message_async(&mut wr, &req).await.unwrap();

@@ -219,6 +219,10 @@ fn serve_connection(ctx: &TransferContext, stream: TcpStream, peer: SocketAddr) 
                 let msg = "short-circuit file descriptors are only served on the datanode's domain socket".to_string();
                 respond(&mut output, &error_response(TransferStatus::ErrorInvalid, msg, &ctx.self_addr), &peer_s)
             }
+            Some(Op::TransferRbw(_)) | Some(Op::InitReplicaRecovery(_)) | Some(Op::UpdateReplicaUnderRecovery(_)) => {
+                let msg = "operation not supported yet".to_string();
+                respond(&mut output, &error_response(TransferStatus::ErrorInvalid, msg, &ctx.self_addr), &peer_s)
+            }
             None => {
                 let msg = "request without an operation".to_string();
                 respond(&mut output, &error_response(TransferStatus::ErrorInvalid, msg, &ctx.self_addr), &peer_s)

@@ -145,6 +145,7 @@ impl DatanodeManager {
                 xceivers: d.xceivers,
                 state: if d.alive { State::Live as i32 } else { State::Dead as i32 },
                 num_blocks: counts.get(&(i as DnIndex)).copied().unwrap_or(0),
+                ..Default::default()
             })
             .collect()
     }

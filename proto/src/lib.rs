@@ -28,4 +28,4 @@ pub mod bench {
 
 /// Version of the RPC and data-transfer protocols. Peers with another
 /// version are refused with a clear error.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;

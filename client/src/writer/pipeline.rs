@@ -93,6 +93,7 @@ impl Pipeline {
                 downstream: targets[1..].to_vec(),
                 client_name: client_name.to_string(),
                 stage: op_write_block::Stage::Create as i32,
+                recovery_length: 0,
             })),
         };
         let setup = async {

@@ -15,6 +15,7 @@ pub(super) async fn handle(actor: &NamenodeActor, cmds: Vec<DatanodeCommand>) ->
             Some(Command::Delete(d)) => delete_blocks(actor, d).await,
             Some(Command::Transfer(t)) => transfer_block(actor, t),
             Some(Command::Reregister(true)) => reregister = true,
+            Some(Command::Recover(_)) => tracing::warn!("block recovery is not supported yet"),
             Some(Command::Reregister(false)) | None => {}
         }
     }

@@ -59,6 +59,17 @@ impl DatanodeProtocol for StubNamenode {
         self.0.lock().incremental.push(req.into_inner());
         Ok(Response::new(IncrementalBlockReportResponse::default()))
     }
+
+    async fn report_bad_blocks(&self, _req: Request<ReportBadBlocksRequest>) -> Result<Response<ReportBadBlocksResponse>, Status> {
+        Ok(Response::new(ReportBadBlocksResponse::default()))
+    }
+
+    async fn commit_block_synchronization(
+        &self,
+        _req: Request<CommitBlockSynchronizationRequest>,
+    ) -> Result<Response<CommitBlockSynchronizationResponse>, Status> {
+        Ok(Response::new(CommitBlockSynchronizationResponse::default()))
+    }
 }
 
 async fn serve_stub(stub: StubNamenode) -> String {

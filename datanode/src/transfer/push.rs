@@ -39,6 +39,7 @@ pub(crate) fn push_replica(
         downstream: targets[1..].to_vec(),
         client_name: sender_name.to_string(),
         stage: Stage::Transfer as i32,
+        ..Default::default()
     };
     write_message(&mut output, &OpRequest { protocol_version: PROTOCOL_VERSION, op: Some(Op::WriteBlock(op)) })
         .map_err(frame)?;

@@ -153,7 +153,7 @@ async fn unknown_block_and_bad_pipeline_are_reported() {
     let ghost = DatanodeId { datanode_uuid: "x".into(), transfer_addr: gone_addr.clone(), host: "127.0.0.1".into(), ..Default::default() };
     let stream = AsyncStream::connect(&a.addr).await.unwrap();
     let (mut rd, mut wr) = stream.into_split();
-    let op = OpWriteBlock { block: block(5, 1), downstream: vec![ghost], client_name: "c".into(), stage: 0 };
+    let op = OpWriteBlock { block: block(5, 1), downstream: vec![ghost], client_name: "c".into(), stage: 0, recovery_length: 0 };
     let req = OpRequest { protocol_version: PROTOCOL_VERSION, op: Some(Op::WriteBlock(op)) };
     write_message_async(&mut wr, &req).await.unwrap();
     let resp: OpResponse = read_message_async(&mut rd).await.unwrap();

@@ -157,6 +157,22 @@ impl FsState {
                     inode.group = g;
                 }
             }
+            Op::UpdateBlock(u) => {
+                let id = self.file_id(&u.path)?;
+                let rec = u.block.as_ref().ok_or_else(|| bad(&u.path, "update_block without a block"))?;
+                if self.inode(id)?.file().and_then(|f| f.blocks.last()) != Some(rec.block_id) {
+                    return Err(bad(&u.path, "updated block is not the last block"));
+                }
+                let b = self.blocks.get_mut(rec.block_id).ok_or_else(|| bad(&u.path, "block missing"))?;
+                if rec.generation_stamp <= b.gen_stamp {
+                    return Err(bad(&u.path, "generation stamp does not grow"));
+                }
+                b.gen_stamp = rec.generation_stamp;
+                b.num_bytes = rec.num_bytes;
+                // Replicas with the old stamp are stale; new ones are reported again.
+                b.replicas = Replicas::default();
+                self.next_gen_stamp = self.next_gen_stamp.max(rec.generation_stamp + 1);
+            }
             Op::SetTimes(s) => {
                 let id = self.lookup(&s.path).ok_or_else(|| bad(&s.path, "missing"))?;
                 let inode = self.inode_mut(id)?;

@@ -129,4 +129,38 @@ impl ClientProtocol for ClientService {
     async fn get_server_defaults(&self, _req: Request<ServerDefaultsRequest>) -> Res<ServerDefaultsResponse> {
         Ok(Response::new(self.ns.server_defaults()))
     }
+
+    async fn update_block_for_pipeline(&self, _req: Request<UpdateBlockForPipelineRequest>) -> Res<UpdateBlockForPipelineResponse> {
+        Err(Status::unimplemented("update_block_for_pipeline"))
+    }
+
+    async fn update_pipeline(&self, _req: Request<UpdatePipelineRequest>) -> Res<UpdatePipelineResponse> {
+        Err(Status::unimplemented("update_pipeline"))
+    }
+
+    async fn get_additional_datanode(&self, _req: Request<GetAdditionalDatanodeRequest>) -> Res<GetAdditionalDatanodeResponse> {
+        Err(Status::unimplemented("get_additional_datanode"))
+    }
+
+    async fn recover_lease(&self, _req: Request<RecoverLeaseRequest>) -> Res<RecoverLeaseResponse> {
+        Err(Status::unimplemented("recover_lease"))
+    }
+
+    async fn report_bad_blocks(&self, _req: Request<ReportBadBlocksRequest>) -> Res<ReportBadBlocksResponse> {
+        Err(Status::unimplemented("report_bad_blocks"))
+    }
+
+    async fn set_safe_mode(&self, _req: Request<SafeModeRequest>) -> Res<SafeModeStatus> {
+        Err(Status::unimplemented("set_safe_mode"))
+    }
+
+    type FsckStream = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<FsckResponse, Status>> + Send>>;
+
+    async fn fsck(&self, _req: Request<FsckRequest>) -> Res<Self::FsckStream> {
+        Err(Status::unimplemented("fsck"))
+    }
+
+    async fn datanode_admin(&self, _req: Request<DatanodeAdminRequest>) -> Res<DatanodeAdminResponse> {
+        Err(Status::unimplemented("datanode_admin"))
+    }
 }

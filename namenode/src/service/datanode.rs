@@ -41,4 +41,15 @@ impl DatanodeProtocol for DatanodeService {
         self.ns.incremental_report(&r.datanode_uuid, &r.received, &r.deleted)?;
         Ok(Response::new(IncrementalBlockReportResponse {}))
     }
+
+    async fn report_bad_blocks(&self, _req: Request<ReportBadBlocksRequest>) -> Res<ReportBadBlocksResponse> {
+        Err(Status::unimplemented("report_bad_blocks"))
+    }
+
+    async fn commit_block_synchronization(
+        &self,
+        _req: Request<CommitBlockSynchronizationRequest>,
+    ) -> Res<CommitBlockSynchronizationResponse> {
+        Err(Status::unimplemented("commit_block_synchronization"))
+    }
 }

@@ -16,8 +16,10 @@ pub enum Command {
     Namenode(crate::daemon::NamenodeArgs),
     /// Run a datanode.
     Datanode(crate::daemon::DatanodeArgs),
-    /// Filesystem commands (put, get, cat, ls, mkdir, rm, mv, cp, stat, du, ...).
+    /// Filesystem commands (put, get, cat, ls, mkdir, rm, mv, cp, stat, du, fsck, ...).
     Dfs(crate::dfs::DfsArgs),
+    /// Administration: safe mode, datanode report, decommissioning.
+    Dfsadmin(crate::dfsadmin::DfsadminArgs),
     /// Start, stop and inspect a local multi-process cluster.
     Cluster(crate::cluster::ClusterArgs),
     /// Start a local cluster, upload sample data, read it back, stop.

@@ -3,6 +3,7 @@
 
 mod dfsio;
 mod nn;
+mod rereplication;
 mod transfer;
 
 use clap::{Args, Subcommand};
@@ -28,6 +29,8 @@ enum BenchCommand {
     Nn(nn::NnArgs),
     /// Data-transfer protocol choice: plain framed TCP next to gRPC streaming.
     Transfer(transfer::TransferArgs),
+    /// Time and throughput of re-replicating a killed datanode's blocks, next to a local copy.
+    Rereplication(rereplication::RereplicationArgs),
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -36,6 +39,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         BenchCommand::Dfsio(a) => dfsio::run(args.namenode, a).await?,
         BenchCommand::Nn(a) => nn::run(args.namenode, a).await?,
         BenchCommand::Transfer(a) => transfer::run(a).await?,
+        BenchCommand::Rereplication(a) => rereplication::run(a).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

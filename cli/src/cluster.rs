@@ -8,6 +8,7 @@
 //! start; the bound port is then written back into their config, so a
 //! restart keeps the address clients and datanodes know.
 
+pub mod overrides;
 mod process;
 
 use anyhow::{Context, bail};
@@ -15,7 +16,7 @@ use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
-use tusk_client::{Client, ClientConfig};
+use tusk_client::{Client, ClientConfig, SafeModeAction};
 use tusk_datanode::DatanodeConfig;
 use tusk_namenode::NamenodeConfig;
 
@@ -38,6 +39,10 @@ enum ClusterCommand {
         dir: PathBuf,
         #[command(flatten)]
         options: ClusterOptions,
+        /// Return once the datanodes are live, without waiting for the
+        /// namenode to leave safe mode.
+        #[arg(long)]
+        no_wait_safemode: bool,
     },
     /// Stop every daemon of the cluster in DIR.
     Stop {
@@ -72,19 +77,46 @@ pub struct ClusterOptions {
     /// Datanode heartbeat interval in milliseconds.
     #[arg(long)]
     pub heartbeat_ms: Option<u64>,
+    /// Spread the datanodes over this many racks: datanode i runs on the
+    /// loopback address 127.0.0.<i+1> and a topology file maps those to
+    /// racks /rack0, /rack1, ... (contiguous groups).
+    #[arg(long)]
+    pub racks: Option<usize>,
+    /// Any namenode setting, as KEY=VALUE (repeatable), e.g. dead_node_interval_ms=5000.
+    #[arg(long = "nn-conf", value_name = "KEY=VALUE")]
+    pub nn_conf: Vec<String>,
+    /// Any datanode setting for every datanode, as KEY=VALUE (repeatable).
+    #[arg(long = "dn-conf", value_name = "KEY=VALUE")]
+    pub dn_conf: Vec<String>,
 }
 
 impl Default for ClusterOptions {
     fn default() -> Self {
-        ClusterOptions { datanodes: 3, block_size: None, replication: None, heartbeat_ms: None }
+        ClusterOptions {
+            datanodes: 3,
+            block_size: None,
+            replication: None,
+            heartbeat_ms: None,
+            racks: None,
+            nn_conf: Vec::new(),
+            dn_conf: Vec::new(),
+        }
     }
+}
+
+/// Rack of datanode `i` of `n` spread over `racks` racks.
+fn rack_of(i: usize, n: usize, racks: usize) -> String {
+    format!("/rack{}", i * racks / n.max(1))
 }
 
 pub async fn run(args: ClusterArgs) -> anyhow::Result<ExitCode> {
     tusk_common::logging::init("warn");
     match args.command {
-        ClusterCommand::Start { dir, options } => {
+        ClusterCommand::Start { dir, options, no_wait_safemode } => {
             let cluster = LocalCluster::start(&dir, &options).await?;
+            if !no_wait_safemode {
+                cluster.wait_safe_mode_off(START_TIMEOUT).await?;
+            }
             println!("cluster running in {}", dir.display());
             println!("  namenode   {}", cluster.namenode_addr);
             println!("  datanodes  {}", cluster.datanodes);
@@ -175,18 +207,39 @@ impl LocalCluster {
         if let Some(h) = options.heartbeat_ms {
             nn.heartbeat_interval_ms = h;
         }
+        // A local cluster leaves safe mode as soon as its blocks are reported.
+        nn.safemode_extension_ms = 0;
+        let racks = options.racks.filter(|r| *r > 0);
+        let mut nn_sets = Vec::new();
+        if let Some(racks) = racks {
+            if options.datanodes > 254 {
+                bail!("--racks: at most 254 datanodes (one loopback address each)");
+            }
+            let topology = abs.join("conf").join("topology.txt");
+            let mut text = String::from("# datanode host -> rack, written by tusk cluster start --racks\n");
+            for i in 0..options.datanodes {
+                text.push_str(&format!("127.0.0.{} {}\n", i + 1, rack_of(i, options.datanodes, racks)));
+            }
+            std::fs::write(&topology, text).with_context(|| format!("{}: cannot write", topology.display()))?;
+            nn_sets.push(format!("topology_file = {:?}", topology.display().to_string()));
+        }
+        nn_sets.extend(options.nn_conf.iter().cloned());
+        let nn = overrides::apply(&nn, &nn_sets, "namenode")?;
         nn.validate()?;
         process::write_toml(&abs.join("conf").join("namenode-0.toml"), &nn)?;
         for i in 0..options.datanodes {
             let role = format!("datanode-{i}");
+            let host = if racks.is_some() { format!("127.0.0.{}", i + 1) } else { "127.0.0.1".to_string() };
             let dn = DatanodeConfig {
                 data_dirs: vec![abs.join("data").join(&role)],
                 namenode_addr: String::new(),
-                transfer_addr: "127.0.0.1:0".into(),
+                transfer_addr: format!("{host}:0"),
                 addr_file: Some(abs.join("run").join(format!("{role}.addr"))),
                 domain_socket_path: short_circuit_socket(&abs, &role),
                 ..DatanodeConfig::default()
             };
+            // Validated by the datanode itself once its namenode address is set.
+            let dn = overrides::apply(&dn, &options.dn_conf, "datanode")?;
             process::write_toml(&abs.join("conf").join(format!("{role}.toml")), &dn)?;
         }
         Ok(())
@@ -236,7 +289,25 @@ impl LocalCluster {
         }
     }
 
-    /// Restarts one daemon from its config and waits until it serves.
+    /// Waits until the namenode has left safe mode (its blocks reported).
+    pub async fn wait_safe_mode_off(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let client = self.client().await?;
+        loop {
+            let last = match client.safe_mode(SafeModeAction::Get).await {
+                Ok(s) if !s.on => return Ok(()),
+                Ok(s) => s.message,
+                Err(e) => e.to_string(),
+            };
+            if tokio::time::Instant::now() >= deadline {
+                bail!("the namenode of {} is still in safe mode: {last}", self.dir.display());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Restarts one daemon from its config and waits until it serves (and,
+    /// for the namenode, until it has left safe mode).
     pub async fn restart(&mut self, role: &str) -> anyhow::Result<()> {
         let d = Daemon::new(&self.dir, role);
         if !d.config_path().exists() {
@@ -247,7 +318,11 @@ impl LocalCluster {
         let mut child = d.spawn()?;
         d.wait_for_addr(Some(&mut child), START_TIMEOUT).await?;
         self.children.push(child);
-        self.wait_live_datanodes(START_TIMEOUT).await
+        self.wait_live_datanodes(START_TIMEOUT).await?;
+        if role.starts_with("namenode") {
+            self.wait_safe_mode_off(START_TIMEOUT).await?;
+        }
+        Ok(())
     }
 
     /// Stops every daemon (datanodes first); returns how many were running.

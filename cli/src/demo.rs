@@ -28,7 +28,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let dir = tmp.path().to_path_buf();
     println!("== Tusk demo ==");
     println!("starting a local cluster (1 namenode, 3 datanodes, block size {}) in {}", human_size(DEMO_BLOCK_SIZE), dir.display());
-    let options = ClusterOptions { datanodes: 3, block_size: Some(DEMO_BLOCK_SIZE), replication: Some(3), heartbeat_ms: Some(1000) };
+    let options = ClusterOptions {
+        datanodes: 3,
+        block_size: Some(DEMO_BLOCK_SIZE),
+        replication: Some(3),
+        heartbeat_ms: Some(1000),
+        ..ClusterOptions::default()
+    };
     let started = Instant::now();
     let cluster = LocalCluster::start(&dir, &options).await?;
     println!("cluster up in {:.1?}: namenode at {}", started.elapsed(), cluster.namenode_addr);

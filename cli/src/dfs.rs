@@ -5,6 +5,8 @@
 //! (`tusk: /data/x: no such file or directory`) and exits non-zero.
 
 pub(crate) mod format;
+mod fsck;
+mod lease;
 mod namespace;
 mod transfer;
 
@@ -148,6 +150,19 @@ enum DfsCommand {
         what: TestFlags,
         path: String,
     },
+    /// Check the health of a tree's blocks (as `hdfs fsck`): exit 0 if
+    /// HEALTHY, 1 if a block is corrupt or missing.
+    Fsck(fsck::FsckArgs),
+    /// Recover the lease of a file left open by a writer (as `hdfs debug
+    /// recoverLease`): exit 0 once the file is closed, 1 if it is not after
+    /// the last try.
+    RecoverLease {
+        /// The file left open.
+        path: String,
+        /// How many times to ask, waiting longer after each refusal.
+        #[arg(long, default_value_t = 1)]
+        retries: u32,
+    },
 }
 
 /// Exactly one of the tests of `tusk dfs test`.
@@ -251,6 +266,8 @@ pub async fn run(args: DfsArgs) -> anyhow::Result<ExitCode> {
             let ok = namespace::test(&dfs, &path, what.kind()).await?;
             return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) });
         }
+        Fsck(a) => return fsck::run(&dfs, &a).await,
+        RecoverLease { path, retries } => return lease::recover_lease(&dfs, &path, retries).await,
     }
     Ok(ExitCode::SUCCESS)
 }

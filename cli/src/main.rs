@@ -7,6 +7,7 @@ mod cluster;
 mod daemon;
 mod demo;
 mod dfs;
+mod dfsadmin;
 mod progress;
 
 use clap::Parser;
@@ -36,6 +37,7 @@ async fn run(cli: args::Cli) -> anyhow::Result<ExitCode> {
         Command::Namenode(a) => daemon::namenode(a).await,
         Command::Datanode(a) => daemon::datanode(a).await,
         Command::Dfs(a) => dfs::run(a).await,
+        Command::Dfsadmin(a) => dfsadmin::run(a).await,
         Command::Cluster(a) => cluster::run(a).await,
         Command::Demo(a) => demo::run(a).await,
         Command::Bench(a) => bench::run(a).await,

@@ -1,9 +1,13 @@
 //! [`Client`]: the namespace operations, and the entry points to reading and
 //! writing files.
 
+mod admin;
+mod fsck;
 mod types;
 
-pub use types::{ContentSummary, CreateOptions, DatanodeInfo, FileStatus, ServerDefaults};
+pub use admin::{SafeModeAction, SafeModeStatus};
+pub use fsck::{BlockProblem, FsckBlock, FsckFile, FsckOptions, FsckReplica, FsckReplicaState, FsckReport, FsckSummary};
+pub use types::{AdminState, ContentSummary, CreateOptions, DatanodeInfo, FileStatus, ServerDefaults};
 
 use bytes::Bytes;
 use std::sync::Arc;
@@ -148,7 +152,14 @@ impl Client {
         if block_size == 0 {
             return Err(ClientError::InvalidArgument { path, message: "the namenode reported a block size of 0".into() });
         }
-        Ok(FileWriter::new(self.clone(), path, block_size, &defaults))
+        let replication = resp
+            .status
+            .as_ref()
+            .map(|s| s.replication)
+            .filter(|r| *r > 0)
+            .or(opts.replication)
+            .unwrap_or(defaults.replication);
+        Ok(FileWriter::new(self.clone(), path, block_size, replication, &defaults))
     }
 
     /// Opens a file for reading.

@@ -2,6 +2,8 @@
 
 mod config;
 mod error;
+#[cfg(test)]
+mod fake_namenode;
 mod fs;
 mod lease_renewer;
 mod namenode_rpc;
@@ -10,7 +12,10 @@ mod writer;
 
 pub use config::ClientConfig;
 pub use error::{ClientError, Result};
-pub use fs::{Client, ContentSummary, CreateOptions, DatanodeInfo, FileStatus, ServerDefaults};
+pub use fs::{
+    AdminState, BlockProblem, Client, ContentSummary, CreateOptions, DatanodeInfo, FileStatus, FsckBlock, FsckFile,
+    FsckOptions, FsckReplica, FsckReplicaState, FsckReport, FsckSummary, SafeModeAction, SafeModeStatus, ServerDefaults,
+};
 pub use reader::FileReader;
 pub use tusk_proto::error::ErrorKind;
 pub use writer::FileWriter;
@@ -36,6 +41,10 @@ mod send_checks {
         is_send(&r.read(&mut [0u8; 4]));
         is_send(&r.read_range(0, 1));
         is_send(&r.next_chunk());
+        is_send(&c.fsck("/", FsckOptions::default()));
+        is_send(&c.recover_lease("/a"));
+        is_send(&c.safe_mode(SafeModeAction::Get));
+        is_send(&c.datanode_admin("h:1", true));
         is_send(&w.close());
         is_send(&r);
     }

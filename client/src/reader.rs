@@ -51,6 +51,8 @@ struct BlockSource {
     local_replicas: Mutex<Vec<CachedReplica>>,
     /// Pieces served by short-circuit reads.
     short_circuit_reads: AtomicU64,
+    /// (block id, datanode uuid) of the corrupt replicas already reported.
+    reported: Mutex<HashSet<(u64, String)>>,
 }
 
 /// A read position in `[pos, end)` and the stream serving it.
@@ -63,6 +65,10 @@ struct Cursor {
 struct OpenStream {
     reader: Stream,
     addr: String,
+    /// The serving datanode's uuid, and the block as the namenode located it
+    /// (for a bad replica report).
+    uuid: String,
+    block: ExtendedBlock,
 }
 
 /// (block id, generation stamp), the datanode's transfer address, the files.
@@ -89,6 +95,7 @@ impl FileReader {
             no_short_circuit: Mutex::new(HashSet::new()),
             local_replicas: Mutex::new(Vec::new()),
             short_circuit_reads: AtomicU64::new(0),
+            reported: Mutex::new(HashSet::new()),
         };
         Ok(FileReader { source, cursor: Cursor { pos: 0, end: length, stream: None }, pending: Bytes::new() })
     }
@@ -242,9 +249,9 @@ impl BlockSource {
                     }
                     Err(e) => {
                         self.forget_local(*key);
-                        if let ShortCircuitError::Checksum { .. } = e {
+                        if let ShortCircuitError::Checksum { offset, .. } = e {
                             tracing::warn!("{}: {e} (datanode {})", self.path, stream.addr);
-                            Err(ReplicaError::Checksum)
+                            Err(ReplicaError::Checksum { offset })
                         } else {
                             // Not the replica's fault: read it over TCP instead.
                             tracing::warn!("{}: {e}; reading from datanode {} over TCP", self.path, stream.addr);
@@ -264,6 +271,10 @@ impl BlockSource {
                 Ok(None) => cur.stream = None,
                 Err(e) => {
                     tracing::warn!("{}: reading from datanode {} failed at offset {}: {e}", self.path, stream.addr, cur.pos);
+                    if let ReplicaError::Checksum { offset } = e {
+                        let local = matches!(stream.reader, Stream::Local { .. });
+                        self.report_corrupt(&stream.block, &stream.uuid, &stream.addr, offset, local).await;
+                    }
                     self.mark_dead(&stream.addr);
                     failures.push((stream.addr.clone(), e));
                     cur.stream = None;
@@ -299,12 +310,13 @@ impl BlockSource {
             let candidates = self.candidates(&located, failures);
             for dn in candidates {
                 let addr = dn.transfer_addr.clone();
+                let uuid = dn.datanode_uuid.clone();
                 if let Some(stream) = self.open_local(&dn, &block, start, end, io_timeout).await {
-                    return Ok(OpenStream { reader: stream, addr });
+                    return Ok(OpenStream { reader: stream, addr, uuid, block });
                 }
                 let name = self.client.client_name();
                 match BlockReader::open(&addr, &block, start, end, name, io_timeout).await {
-                    Ok(reader) => return Ok(OpenStream { reader: Stream::Tcp(reader), addr }),
+                    Ok(reader) => return Ok(OpenStream { reader: Stream::Tcp(reader), addr, uuid, block }),
                     Err(e) => {
                         tracing::warn!("{}: datanode {addr} cannot serve {}: {e}", self.path, block_name(&block));
                         self.mark_dead(&addr);
@@ -398,6 +410,27 @@ impl BlockSource {
         Some(Stream::Local { stream: LocalStream::new(replica, start, end), key })
     }
 
+    /// Tells the namenode that the replica of `block` on datanode `uuid`
+    /// failed its checksum at block offset `offset`, once per replica.
+    /// Best effort: a failed report is only logged.
+    async fn report_corrupt(&self, block: &ExtendedBlock, uuid: &str, addr: &str, offset: u64, local: bool) {
+        if uuid.is_empty() || !self.lock(&self.reported).insert((block.block_id, uuid.to_string())) {
+            return;
+        }
+        let how = if local { "a short-circuit read" } else { "a read" };
+        let reason = format!(
+            "checksum mismatch at block offset {offset} in {how} of {} by {}",
+            self.path,
+            self.client.client_name()
+        );
+        let replica = dfs::BadReplica { block: Some(*block), datanode_uuid: uuid.to_string(), reason };
+        if let Err(e) = self.client.report_bad_replicas(vec![replica]).await {
+            tracing::warn!("{}: could not report the corrupt replica of {} on datanode {addr}: {e}", self.path, block_name(block));
+        } else {
+            tracing::info!("{}: reported the corrupt replica of {} on datanode {addr}", self.path, block_name(block));
+        }
+    }
+
     /// Drops the cached descriptors of a local replica.
     fn forget_local(&self, key: (u64, u64)) {
         self.lock(&self.local_replicas).retain(|(k, _, _)| *k != key);
@@ -439,7 +472,7 @@ impl BlockSource {
     /// sent corrupt data, else each replica's failure.
     fn all_failed(&self, block: &ExtendedBlock, failures: &[(String, ReplicaError)]) -> ClientError {
         let corrupt: Vec<&str> =
-            failures.iter().filter(|(_, e)| matches!(e, ReplicaError::Checksum)).map(|(a, _)| a.as_str()).collect();
+            failures.iter().filter(|(_, e)| matches!(e, ReplicaError::Checksum { .. })).map(|(a, _)| a.as_str()).collect();
         if !corrupt.is_empty() {
             return ClientError::Checksum {
                 path: self.path.clone(),
@@ -501,6 +534,33 @@ mod tests {
         assert_eq!(find_block(&[], 0), None);
         // A hole (a missing block) is not papered over.
         assert_eq!(find_block(&[(0, 10), (20, 10)], 15), None);
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_replica_is_reported_and_the_next_one_read() {
+        let data: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+        let bad = block_reader::tests::fake_datanode(data.clone(), true).await;
+        let good = block_reader::tests::fake_datanode(data.clone(), false).await;
+        let nn = crate::fake_namenode::FakeNamenode::default();
+        let blk = ExtendedBlock { block_id: 5, generation_stamp: 9, num_bytes: 3000 };
+        let loc = |addr: &str, uuid: &str| DatanodeId {
+            transfer_addr: addr.into(),
+            datanode_uuid: uuid.into(),
+            ..Default::default()
+        };
+        let locations = vec![loc(&bad, "u-bad"), loc(&good, "u-good")];
+        nn.state().located = Some(dfs::LocatedBlocks {
+            file_length: 3000,
+            blocks: vec![LocatedBlock { block: Some(blk), offset: 0, locations }],
+            under_construction: false,
+        });
+        let client = nn.start().await;
+        assert_eq!(client.read_all("/f").await.unwrap(), data);
+        let st = nn.state();
+        assert_eq!(st.bad_replicas.len(), 1, "{:?}", st.bad_replicas);
+        let r = &st.bad_replicas[0];
+        assert_eq!((r.datanode_uuid.as_str(), r.block), ("u-bad", Some(blk)));
+        assert!(r.reason.contains("checksum mismatch at block offset 0") && r.reason.contains("/f"), "{}", r.reason);
     }
 
     #[test]

@@ -3,16 +3,25 @@
 
 mod packet;
 mod pipeline;
+mod recovery;
 
 use std::time::Duration;
 use tokio::time::Instant;
-use tusk_proto::dfs::{self, ExtendedBlock};
+use tusk_proto::dfs::{self, DatanodeId, ExtendedBlock};
 
 use crate::error::{ClientError, Result};
 use crate::fs::{Client, ServerDefaults};
 use crate::lease_renewer::LeaseGuard;
 use packet::PacketAssembler;
-use pipeline::{Pipeline, PipelineFailure};
+use pipeline::{Pipeline, PipelineFailure, Stage};
+use recovery::RecoveryState;
+
+/// Pipeline setups tried for a new block (each failure abandons the block
+/// and excludes the datanode that failed), as HDFS `dfs.client.block.write.retries`.
+const BLOCK_SETUP_ATTEMPTS: usize = 3;
+/// How long a datanode that failed a pipeline setup is excluded from this
+/// file's new blocks (HDFS `dfs.client.write.exclude.nodes.cache.expiry.interval.millis`).
+const EXCLUDE_EXPIRY: Duration = Duration::from_secs(600);
 
 /// First wait between `complete` calls that answer "not yet".
 const COMPLETE_FIRST_DELAY: Duration = Duration::from_millis(10);
@@ -33,6 +42,10 @@ pub struct FileWriter {
     current: Option<OpenBlock>,
     /// The last finished block, with its final length.
     previous: Option<ExtendedBlock>,
+    /// The file's replication (the pipeline size pipeline recovery restores).
+    replication: u32,
+    /// Datanodes (uuid, when) that failed a pipeline setup.
+    excluded: Vec<(String, Instant)>,
     bytes_written: u64,
     /// Set once a write failed; the writer is unusable after that.
     failed: Option<String>,
@@ -40,8 +53,13 @@ pub struct FileWriter {
 }
 
 struct OpenBlock {
+    /// The block with its current generation stamp (new after each recovery).
     block: ExtendedBlock,
     pipeline: Pipeline,
+    /// The pipeline's datanodes, in order.
+    nodes: Vec<DatanodeId>,
+    /// Failed datanodes and recovery attempts of this block.
+    recovery: RecoveryState,
 }
 
 /// `blk_<id>_<generation stamp>`, as blocks are named in messages.
@@ -50,7 +68,13 @@ pub(crate) fn block_name(b: &ExtendedBlock) -> String {
 }
 
 impl FileWriter {
-    pub(crate) fn new(client: Client, path: String, block_size: u64, defaults: &ServerDefaults) -> FileWriter {
+    pub(crate) fn new(
+        client: Client,
+        path: String,
+        block_size: u64,
+        replication: u32,
+        defaults: &ServerDefaults,
+    ) -> FileWriter {
         let lease = client.register_writer();
         FileWriter {
             packets: PacketAssembler::new(block_size, defaults.packet_size, defaults.bytes_per_checksum),
@@ -58,6 +82,8 @@ impl FileWriter {
             path,
             current: None,
             previous: None,
+            replication: replication.max(1),
+            excluded: Vec::new(),
             bytes_written: 0,
             failed: None,
             _lease: lease,
@@ -149,10 +175,10 @@ impl FileWriter {
         }
         let Some(open) = self.current.as_mut() else { return Ok(()) };
         if let Err(f) = open.pipeline.send(packet).await {
-            let e = pipeline_error(&self.path, &open.block, f);
-            self.failed = Some(e.to_string());
-            self.current = None;
-            return Err(e);
+            // The failed packet is among the unacknowledged ones recovery resends.
+            let r = self.recover(f).await;
+            self.note_failure(&r);
+            r?;
         }
         Ok(())
     }
@@ -163,24 +189,32 @@ impl FileWriter {
             return Ok(());
         }
         let (last, len) = self.packets.end_block();
-        let Some(open) = self.current.take() else { return Ok(()) };
-        if let Err(f) = open.pipeline.finish(last).await {
-            let e = pipeline_error(&self.path, &open.block, f);
-            self.failed = Some(e.to_string());
-            return Err(e);
+        let Some(open) = self.current.as_mut() else { return Ok(()) };
+        let mut acked = open.pipeline.finish(last).await;
+        while let Err(f) = acked {
+            // Recovery resends the last packet too; then wait for its ack.
+            let r = self.recover(f).await;
+            self.note_failure(&r);
+            r?;
+            let Some(open) = self.current.as_mut() else { return Ok(()) };
+            acked = open.pipeline.wait_acked().await;
         }
-        self.previous = Some(ExtendedBlock { num_bytes: len, ..open.block });
+        if let Some(open) = self.current.take() {
+            self.previous = Some(ExtendedBlock { num_bytes: len, ..open.block });
+        }
         Ok(())
     }
 
     /// Allocates the next block and sets up its pipeline. A datanode that
-    /// refuses the setup is excluded and the allocation retried once.
+    /// refuses the setup is excluded (for [`EXCLUDE_EXPIRY`], for every later
+    /// block of this file too), the block abandoned and a new one allocated,
+    /// up to [`BLOCK_SETUP_ATTEMPTS`] times.
     async fn start_block(&mut self) -> Result<OpenBlock> {
-        let config = self.client.config();
-        let io_timeout = Duration::from_millis(config.socket_timeout_ms.max(1));
-        let window = config.max_packets_in_flight.max(1);
-        let mut excluded: Vec<String> = Vec::new();
+        let (io_timeout, window) = self.pipeline_settings();
+        let mut failed_addrs: Vec<String> = Vec::new();
+        let mut attempt = 1;
         loop {
+            let excluded = self.excluded_uuids();
             let located = self.add_block(&excluded).await?;
             let Some(block) = located.block else {
                 return Err(ClientError::Block {
@@ -190,23 +224,51 @@ impl FileWriter {
                     message: "the namenode answered without a block".into(),
                 });
             };
-            match Pipeline::open(&block, &located.locations, self.client.client_name(), io_timeout, window).await {
-                Ok(pipeline) => return Ok(OpenBlock { block, pipeline }),
-                Err(f) => {
-                    self.abandon(&block).await;
-                    let bad_uuid = f.bad_node.as_deref().and_then(|addr| {
-                        located.locations.iter().find(|d| d.transfer_addr == addr).map(|d| d.datanode_uuid.clone())
-                    });
-                    match bad_uuid {
-                        Some(uuid) if excluded.is_empty() => {
-                            tracing::warn!("{}: excluding datanode after a failed pipeline setup: {f}", self.path);
-                            excluded.push(uuid);
-                        }
-                        _ => return Err(pipeline_error(&self.path, &block, f)),
-                    }
+            let name = self.client.client_name();
+            let f = match Pipeline::open(&block, &located.locations, name, io_timeout, window, Stage::Create).await {
+                Ok(pipeline) => {
+                    let recovery = RecoveryState::new(self.replication);
+                    return Ok(OpenBlock { block, pipeline, nodes: located.locations, recovery });
                 }
+                Err(f) => f,
+            };
+            self.abandon(&block).await;
+            let bad_uuid = f.bad_node.as_deref().and_then(|addr| {
+                located.locations.iter().find(|d| d.transfer_addr == addr).map(|d| d.datanode_uuid.clone())
+            });
+            failed_addrs.extend(f.bad_node.clone());
+            let Some(uuid) = bad_uuid else { return Err(pipeline_error(&self.path, &block, f)) };
+            if attempt >= BLOCK_SETUP_ATTEMPTS {
+                let message = format!(
+                    "{} (pipeline setup failed {BLOCK_SETUP_ATTEMPTS} times; failed datanodes: {})",
+                    f.message,
+                    failed_addrs.join(", ")
+                );
+                return Err(pipeline_error(&self.path, &block, PipelineFailure { message, ..f }));
             }
+            tracing::warn!(
+                "{}: abandoned {} and excluding the datanode after a failed pipeline setup: {f}",
+                self.path,
+                block_name(&block)
+            );
+            self.excluded.push((uuid, Instant::now()));
+            attempt += 1;
         }
+    }
+
+    /// Datanodes that failed a pipeline setup of this file recently.
+    fn excluded_uuids(&mut self) -> Vec<String> {
+        self.excluded.retain(|(_, at)| at.elapsed() < EXCLUDE_EXPIRY);
+        let mut uuids: Vec<String> = self.excluded.iter().map(|(u, _)| u.clone()).collect();
+        uuids.sort();
+        uuids.dedup();
+        uuids
+    }
+
+    /// Socket timeout and packet window of a pipeline.
+    fn pipeline_settings(&self) -> (Duration, usize) {
+        let config = self.client.config();
+        (Duration::from_millis(config.socket_timeout_ms.max(1)), config.max_packets_in_flight.max(1))
     }
 
     async fn add_block(&self, excluded: &[String]) -> Result<dfs::LocatedBlock> {

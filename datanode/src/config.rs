@@ -38,7 +38,19 @@ pub struct DatanodeConfig {
     /// short-circuit reads. At most 107 bytes once made absolute; the socket
     /// is created with mode 0666, so restrict access with its directory.
     pub domain_socket_path: Option<PathBuf>,
+    /// Read rate of the block scanner, which verifies every finalized
+    /// replica against its checksums in the background (HDFS
+    /// `dfs.block.scanner.volume.bytes.per.second`). 0 turns it off.
+    pub scan_bytes_per_sec: u64,
+    /// The block scanner verifies every replica once per this many
+    /// milliseconds (HDFS `dfs.datanode.scan.period.hours`, 3 weeks).
+    pub scan_period_ms: u64,
 }
+
+/// Default read rate of the block scanner: 1 MiB/s.
+pub(crate) const DEFAULT_SCAN_BYTES_PER_SEC: u64 = 1 << 20;
+/// Default block scanner period: 3 weeks.
+pub(crate) const DEFAULT_SCAN_PERIOD_MS: u64 = 21 * 24 * 3600 * 1000;
 
 impl Default for DatanodeConfig {
     fn default() -> Self {
@@ -53,6 +65,8 @@ impl Default for DatanodeConfig {
             max_xceivers: 4096,
             socket_timeout_ms: 60_000,
             domain_socket_path: None,
+            scan_bytes_per_sec: DEFAULT_SCAN_BYTES_PER_SEC,
+            scan_period_ms: DEFAULT_SCAN_PERIOD_MS,
         }
     }
 }
@@ -88,6 +102,9 @@ impl DatanodeConfig {
         }
         if self.socket_timeout_ms == 0 {
             return bad("socket_timeout_ms: must be at least 1".into());
+        }
+        if self.scan_bytes_per_sec > 0 && self.scan_period_ms == 0 {
+            return bad("scan_period_ms: must be at least 1 while the block scanner runs (scan_bytes_per_sec > 0)".into());
         }
         if let Some(p) = &self.domain_socket_path {
             let abs = std::path::absolute(p).map_err(|e| DatanodeError::Config(format!("domain_socket_path: {}: {e}", p.display())))?;
@@ -128,6 +145,8 @@ mod tests {
         assert_eq!(c.max_xceivers, 4096);
         assert_eq!(c.socket_timeout_ms, 60_000);
         assert_eq!(c.domain_socket_path, None);
+        assert_eq!(c.scan_bytes_per_sec, 2 << 20);
+        assert_eq!(c.scan_period_ms, 1_814_400_000);
     }
 
     #[test]
@@ -150,5 +169,11 @@ mod tests {
         assert!(c.validate().unwrap_err().to_string().contains("domain_socket_path"));
         let c = DatanodeConfig { domain_socket_path: Some("/run/tusk/dn.sock".into()), ..Default::default() };
         c.validate().unwrap();
+        let c = DatanodeConfig { scan_period_ms: 0, ..Default::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("scan_period_ms"));
+        let c = DatanodeConfig { scan_period_ms: 0, scan_bytes_per_sec: 0, ..Default::default() };
+        c.validate().unwrap();
+        assert_eq!(DatanodeConfig::default().scan_period_ms, 1_814_400_000);
+        assert_eq!(DatanodeConfig::default().scan_bytes_per_sec, 1_048_576);
     }
 }

@@ -35,9 +35,20 @@ pub enum DatanodeError {
     /// A replica whose files do not agree with each other.
     #[error("block {block_id}: corrupt replica {}: {reason}", path.display())]
     CorruptReplica { block_id: u64, path: PathBuf, reason: String },
-    /// Every volume is full (or past its reserved space).
-    #[error("block {block_id}: no volume has free space")]
-    NoSpace { block_id: u64 },
+    /// Every volume is full (or past its reserved space), or a write ran
+    /// out of room.
+    #[error("block {block_id}: no space left ({detail})")]
+    NoSpace { block_id: u64, detail: String },
+    /// The thread writing a replica did not let go of it in time.
+    #[error("block {block_id}: the writer of the replica did not stop within {secs} s")]
+    WriterBusy { block_id: u64, secs: u64 },
+    /// A recovery (pipeline or block recovery) that this replica cannot
+    /// take part in (too few bytes, newer generation stamp...).
+    #[error("block {block_id}: {message}")]
+    RecoveryRefused { block_id: u64, message: String },
+    /// A block recovery with an older recovery id than one already seen.
+    #[error("block {block_id}: recovery id {recovery_id} is superseded by recovery {current}")]
+    RecoverySuperseded { block_id: u64, recovery_id: u64, current: u64 },
     /// Data in a write pipeline that breaks the protocol.
     #[error("block {block_id}: {message}")]
     BadPacket { block_id: u64, status: TransferStatus, message: String },
@@ -47,6 +58,9 @@ pub enum DatanodeError {
     /// A transfer peer answered with an error.
     #[error("peer {peer}: {message}")]
     PeerRefused { peer: String, message: String },
+    /// A transfer peer found a checksum error in the data it was sent.
+    #[error("peer {peer} found a checksum error: {message}")]
+    PeerChecksum { peer: String, message: String },
     /// The transfer server could not bind its address.
     #[error("transfer server: cannot bind {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
@@ -72,6 +86,7 @@ impl DatanodeError {
                 TransferStatus::ErrorInvalid
             }
             DatanodeError::BadPacket { status, .. } => *status,
+            DatanodeError::RecoverySuperseded { .. } => TransferStatus::ErrorExists,
             _ => TransferStatus::Error,
         }
     }

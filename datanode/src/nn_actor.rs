@@ -1,11 +1,15 @@
 //! The namenode actor: a named background worker that registers this
 //! datanode (retrying with backoff while the namenode is unreachable), sends
 //! a full block report after every registration and then periodically, and
-//! heartbeats, handing the commands of the answers to [`commands`].
-//! [`NamenodeReporter`] is the synchronous incremental block report used by
-//! the transfer threads before they ack a block's last packet.
+//! heartbeats, handing the commands of the answers to [`commands`] (block
+//! recovery as the primary datanode is in [`recovery`]). It also sends what
+//! storage queued on its own (bad replicas found by reads or the block
+//! scanner, vanished replicas). [`NamenodeReporter`] is the synchronous
+//! incremental block report used by the transfer threads before they ack a
+//! block's last packet.
 
 mod commands;
+mod recovery;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,8 +18,8 @@ use tonic::transport::{Channel, Endpoint};
 use tusk_proto::PROTOCOL_VERSION;
 use tusk_proto::dfs::datanode_protocol_client::DatanodeProtocolClient;
 use tusk_proto::dfs::{
-    BlockReportRequest, DatanodeCommand, DatanodeId, HeartbeatRequest, IncrementalBlockReportRequest,
-    RegisterDatanodeRequest, ReplicaReport,
+    BadReplica, BlockReportRequest, CommitBlockSynchronizationRequest, DatanodeCommand, DatanodeId, HeartbeatRequest,
+    IncrementalBlockReportRequest, RegisterDatanodeRequest, ReplicaReport, ReportBadBlocksRequest,
 };
 use tusk_proto::error::ErrorKind;
 
@@ -65,6 +69,20 @@ impl NamenodeClient {
     ) -> Result<(), DatanodeError> {
         let req = IncrementalBlockReportRequest { datanode_uuid: uuid.to_string(), received, deleted };
         self.rpc.clone().incremental_block_report(req).await.map_err(|s| self.rpc_error(s))?;
+        Ok(())
+    }
+
+    pub(crate) async fn report_bad_blocks(&self, replicas: Vec<BadReplica>) -> Result<(), DatanodeError> {
+        let req = ReportBadBlocksRequest { replicas };
+        self.rpc.clone().report_bad_blocks(req).await.map_err(|s| self.rpc_error(s))?;
+        Ok(())
+    }
+
+    pub(crate) async fn commit_block_synchronization(
+        &self,
+        req: CommitBlockSynchronizationRequest,
+    ) -> Result<(), DatanodeError> {
+        self.rpc.clone().commit_block_synchronization(req).await.map_err(|s| self.rpc_error(s))?;
         Ok(())
     }
 }
@@ -167,9 +185,14 @@ impl NamenodeActor {
                             false
                         }
                     },
+                    _ = self.storage.notices.notify.notified() => {
+                        self.send_notices(&mut quiet).await;
+                        false
+                    }
                     _ = ticker.tick() => match self.heartbeat().await {
                         Ok(cmds) => {
                             quiet.recovered("heartbeat");
+                            self.send_notices(&mut quiet).await;
                             commands::handle(self, cmds).await
                         }
                         Err(e) => {
@@ -224,12 +247,43 @@ impl NamenodeActor {
         }
     }
 
+    /// Sends the bad and vanished replicas storage queued; what cannot be
+    /// sent is queued again for the next heartbeat.
+    async fn send_notices(&self, quiet: &mut QuietLog) {
+        let mut q = self.storage.notices.take();
+        if !q.bad.is_empty() {
+            let bad = std::mem::take(&mut q.bad);
+            let n = bad.len();
+            match self.client.report_bad_blocks(bad.clone()).await {
+                Ok(()) => tracing::info!(count = n, "bad replicas reported to the namenode"),
+                Err(e) => {
+                    quiet.failed("reporting bad replicas", &e);
+                    q.bad = bad;
+                }
+            }
+        }
+        if !q.deleted.is_empty() {
+            let deleted = std::mem::take(&mut q.deleted);
+            match self.client.incremental_report(&self.id.datanode_uuid, vec![], deleted.clone()).await {
+                Ok(()) => tracing::info!(count = deleted.len(), "vanished replicas reported deleted"),
+                Err(e) => {
+                    quiet.failed("reporting vanished replicas", &e);
+                    q.deleted = deleted;
+                }
+            }
+        }
+        if !q.bad.is_empty() || !q.deleted.is_empty() {
+            self.storage.notices.requeue(q);
+        }
+    }
+
     async fn full_block_report(&self) -> Result<Vec<DatanodeCommand>, DatanodeError> {
         let replicas = self.storage.block_report();
-        let n = replicas.len();
-        let req = BlockReportRequest { datanode_uuid: self.id.datanode_uuid.clone(), replicas, rbw: Vec::new() };
+        let rbw = self.storage.rbw_report();
+        let (n, n_rbw) = (replicas.len(), rbw.len());
+        let req = BlockReportRequest { datanode_uuid: self.id.datanode_uuid.clone(), replicas, rbw };
         let resp = self.client.rpc.clone().block_report(req).await.map_err(|s| self.client.rpc_error(s))?;
-        tracing::debug!(replicas = n, "full block report sent");
+        tracing::debug!(replicas = n, rbw = n_rbw, "full block report sent");
         Ok(resp.into_inner().commands)
     }
 

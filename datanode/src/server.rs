@@ -1,4 +1,5 @@
-//! Starting and stopping a datanode: storage, transfer server, namenode actor.
+//! Starting and stopping a datanode: storage, transfer server, namenode
+//! actor, block scanner.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -11,6 +12,7 @@ use crate::config::DatanodeConfig;
 use crate::error::DatanodeError;
 use crate::nn_actor::{NamenodeActor, NamenodeClient, NamenodeReporter};
 use crate::storage::Storage;
+use crate::storage::scanner::BlockScanner;
 use crate::transfer::short_circuit::DomainSocketServer;
 use crate::transfer::{TransferContext, TransferServer, Xceivers};
 
@@ -20,6 +22,7 @@ pub struct DatanodeHandle {
     uuid: String,
     server: TransferServer,
     domain_socket: Option<DomainSocketServer>,
+    scanner: Option<BlockScanner>,
     shutdown: watch::Sender<bool>,
     actor: tokio::task::JoinHandle<()>,
     fatal: Option<oneshot::Receiver<DatanodeError>>,
@@ -82,6 +85,17 @@ pub async fn start(config: DatanodeConfig) -> Result<DatanodeHandle, DatanodeErr
         return Err(e);
     }
     tracing::info!(addr = %transfer_addr, uuid = %uuid, domain_socket = %socket_path, "transfer server listening");
+    let period = Duration::from_millis(config.scan_period_ms);
+    let scanner = match BlockScanner::start(Arc::clone(&storage), config.scan_bytes_per_sec, period) {
+        Ok(s) => s,
+        Err(e) => {
+            server.stop().await;
+            if let Some(d) = domain_socket {
+                d.stop().await;
+            }
+            return Err(e);
+        }
+    };
 
     let actor = NamenodeActor {
         storage,
@@ -99,7 +113,7 @@ pub async fn start(config: DatanodeConfig) -> Result<DatanodeHandle, DatanodeErr
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (fatal_tx, fatal_rx) = oneshot::channel();
     let actor = actor.spawn(shutdown_rx, fatal_tx);
-    Ok(DatanodeHandle { transfer_addr, uuid, server, domain_socket, shutdown, actor, fatal: Some(fatal_rx) })
+    Ok(DatanodeHandle { transfer_addr, uuid, server, domain_socket, scanner, shutdown, actor, fatal: Some(fatal_rx) })
 }
 
 /// Binds the short-circuit domain socket when configured; returns the
@@ -132,13 +146,16 @@ impl DatanodeHandle {
         &self.uuid
     }
 
-    /// Stops accepting connections and stops the namenode actor. Transfers in
-    /// progress finish (or fail) on their own threads.
+    /// Stops accepting connections, the block scanner and the namenode
+    /// actor. Transfers in progress finish (or fail) on their own threads.
     pub async fn shutdown(self) -> Result<(), DatanodeError> {
         let _ = self.shutdown.send(true);
         self.server.stop().await;
         if let Some(d) = self.domain_socket {
             d.stop().await;
+        }
+        if let Some(scanner) = self.scanner {
+            let _ = tokio::task::spawn_blocking(move || scanner.stop()).await;
         }
         let mut actor = self.actor;
         if tokio::time::timeout(Duration::from_secs(2), &mut actor).await.is_err() {

@@ -121,3 +121,106 @@ pub(crate) async fn read_block(addr: &str, id: u64, offset: u64, length: u64) ->
     Ok(got[skip..skip + length as usize].to_vec())
 }
 
+
+/// A write request for [`open_pipeline`].
+pub(crate) struct WriteOp<'a> {
+    pub pipeline: &'a [String],
+    pub block_id: u64,
+    pub gen_stamp: u64,
+    pub stage: Stage,
+    pub recovery_length: u64,
+}
+
+impl WriteOp<'_> {
+    pub(crate) fn create(pipeline: &[String], block_id: u64) -> WriteOp<'_> {
+        WriteOp { pipeline, block_id, gen_stamp: 1000, stage: Stage::Create, recovery_length: 0 }
+    }
+
+    pub(crate) fn recovery(pipeline: &[String], block_id: u64, gen_stamp: u64, recovery_length: u64) -> WriteOp<'_> {
+        WriteOp { pipeline, block_id, gen_stamp, stage: Stage::PipelineRecovery, recovery_length }
+    }
+}
+
+/// An open write pipeline: packets go out in order, acks are read later.
+pub(crate) struct Pipeline {
+    rd: tokio::net::tcp::OwnedReadHalf,
+    wr: tokio::net::tcp::OwnedWriteHalf,
+    pub seqno: u64,
+    pub offset: u64,
+}
+
+/// Sends the write request; the pipeline when it was accepted.
+pub(crate) async fn open_pipeline(op: &WriteOp<'_>) -> (OpResponse, Option<Pipeline>) {
+    let stream = AsyncStream::connect(&op.pipeline[0]).await.unwrap();
+    let (mut rd, mut wr) = stream.into_split();
+    let req = OpWriteBlock {
+        block: block(op.block_id, op.gen_stamp),
+        downstream: op.pipeline[1..].iter().map(|a| dn_id(a)).collect(),
+        client_name: "DFSClient_test".into(),
+        stage: op.stage as i32,
+        recovery_length: op.recovery_length,
+    };
+    let req = OpRequest { protocol_version: PROTOCOL_VERSION, op: Some(Op::WriteBlock(req)) };
+    write_message_async(&mut wr, &req).await.unwrap();
+    let resp: OpResponse = read_message_async(&mut rd).await.unwrap();
+    if resp.status != TransferStatus::Success as i32 {
+        return (resp, None);
+    }
+    let offset = op.recovery_length;
+    (resp, Some(Pipeline { rd, wr, seqno: 0, offset }))
+}
+
+impl Pipeline {
+    /// Sends `data` in packets of up to 64 KiB from the current offset.
+    pub(crate) async fn send(&mut self, data: &[u8]) {
+        for chunk in data.chunks(64 * 1024) {
+            let mut sums = Vec::new();
+            compute_checksums(chunk, 512, &mut sums);
+            let h = PacketHeader { seqno: self.seqno, offset_in_block: self.offset, last_packet: false, data_len: chunk.len() as u32 };
+            write_packet_async(&mut self.wr, &h, &sums, chunk).await.unwrap();
+            self.seqno += 1;
+            self.offset += chunk.len() as u64;
+        }
+    }
+
+    /// Sends the empty last packet.
+    pub(crate) async fn finish(&mut self) {
+        let h = PacketHeader { seqno: self.seqno, offset_in_block: self.offset, last_packet: true, data_len: 0 };
+        write_packet_async(&mut self.wr, &h, &[], &[]).await.unwrap();
+        self.seqno += 1;
+    }
+
+    /// Reads up to `n` acks (fewer after an error ack or a closed socket).
+    pub(crate) async fn acks(&mut self, n: usize) -> Vec<PipelineAck> {
+        let mut acks = Vec::new();
+        while acks.len() < n {
+            let read = tokio::time::timeout(Duration::from_secs(20), read_message_async::<_, PipelineAck>(&mut self.rd));
+            match read.await {
+                Ok(Ok(a)) => {
+                    let bad = a.statuses.iter().any(|&s| s != TransferStatus::Success as i32);
+                    acks.push(a);
+                    if bad {
+                        break;
+                    }
+                }
+                _ => break,
+            }
+        }
+        acks
+    }
+}
+
+/// Sends one op and reads its single response.
+pub(crate) async fn call(addr: &str, op: Op) -> OpResponse {
+    let mut s = AsyncStream::connect(addr).await.unwrap();
+    write_message_async(&mut s, &OpRequest { protocol_version: PROTOCOL_VERSION, op: Some(op) }).await.unwrap();
+    read_message_async(&mut s).await.unwrap()
+}
+
+/// Asserts every ack is SUCCESS for `n_nodes`, seqnos from `first`.
+pub(crate) fn assert_acks_ok(acks: &[PipelineAck], first: u64, n_nodes: usize) {
+    for (i, a) in acks.iter().enumerate() {
+        assert_eq!(a.seqno, first + i as u64, "{a:?}");
+        assert_eq!(a.statuses, vec![TransferStatus::Success as i32; n_nodes], "{a:?}");
+    }
+}

@@ -2,10 +2,12 @@
 //! to its own OS thread ("xceiver") that speaks the blocking framing of
 //! `tusk_proto::transfer`: one `OpRequest`, one `OpResponse`, then packets
 //! (see [`write`] and [`read`]). [`push`] is the sending side used to copy a
-//! replica to other datanodes.
+//! replica to other datanodes; [`recovery`] serves the single-response ops of
+//! pipeline and block recovery.
 
 pub(crate) mod push;
 mod read;
+pub(crate) mod recovery;
 pub(crate) mod short_circuit;
 mod write;
 
@@ -219,10 +221,9 @@ fn serve_connection(ctx: &TransferContext, stream: TcpStream, peer: SocketAddr) 
                 let msg = "short-circuit file descriptors are only served on the datanode's domain socket".to_string();
                 respond(&mut output, &error_response(TransferStatus::ErrorInvalid, msg, &ctx.self_addr), &peer_s)
             }
-            Some(Op::TransferRbw(_)) | Some(Op::InitReplicaRecovery(_)) | Some(Op::UpdateReplicaUnderRecovery(_)) => {
-                let msg = "operation not supported yet".to_string();
-                respond(&mut output, &error_response(TransferStatus::ErrorInvalid, msg, &ctx.self_addr), &peer_s)
-            }
+            Some(Op::TransferRbw(op)) => recovery::serve_transfer_rbw(ctx, &peer_s, &mut output, op),
+            Some(Op::InitReplicaRecovery(op)) => recovery::serve_init(ctx, &peer_s, &mut output, op),
+            Some(Op::UpdateReplicaUnderRecovery(op)) => recovery::serve_update(ctx, &peer_s, &mut output, op),
             None => {
                 let msg = "request without an operation".to_string();
                 respond(&mut output, &error_response(TransferStatus::ErrorInvalid, msg, &ctx.self_addr), &peer_s)

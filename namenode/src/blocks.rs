@@ -118,24 +118,31 @@ impl BlockMap {
         self.map.remove(id)
     }
 
-    /// Forgets every replica on `dn`.
-    pub(crate) fn remove_datanode(&mut self, dn: DnIndex) -> usize {
-        let mut n = 0;
-        for (_, b) in self.map.iter_mut() {
+    /// Forgets every replica on `dn`; returns the blocks that lost one.
+    pub(crate) fn remove_datanode(&mut self, dn: DnIndex) -> Vec<u64> {
+        let mut lost = Vec::new();
+        for (id, b) in self.map.iter_mut() {
             if b.replicas.remove(dn) {
-                n += 1;
+                lost.push(id);
             }
         }
-        n
+        lost
     }
 
-    /// Drops locations on `dn` of blocks not in `keep`.
-    pub(crate) fn retain_on_datanode(&mut self, dn: DnIndex, keep: &std::collections::HashSet<u64>) {
+    /// Drops locations on `dn` of blocks not in `keep`; returns those blocks.
+    pub(crate) fn retain_on_datanode(&mut self, dn: DnIndex, keep: &std::collections::HashSet<u64>) -> Vec<u64> {
+        let mut dropped = Vec::new();
         for (id, b) in self.map.iter_mut() {
-            if !keep.contains(&id) {
-                b.replicas.remove(dn);
+            if !keep.contains(&id) && b.replicas.remove(dn) {
+                dropped.push(id);
             }
         }
+        dropped
+    }
+
+    /// Every block with its id.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &BlockInfo)> + '_ {
+        self.map.iter()
     }
 
     /// Number of replicas held by each datanode index.

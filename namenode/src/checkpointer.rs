@@ -57,7 +57,7 @@ impl DeadNodeMonitor {
 }
 
 /// Runs `job` every `period` until `stop` turns true.
-async fn every<F, Fut>(period: Duration, mut stop: watch::Receiver<bool>, mut job: F)
+pub(crate) async fn every<F, Fut>(period: Duration, mut stop: watch::Receiver<bool>, mut job: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = ()>,

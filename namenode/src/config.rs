@@ -39,6 +39,31 @@ pub struct NamenodeConfig {
     pub umask: u32,
     /// Members of this group are superusers.
     pub supergroup: String,
+    /// Safe mode ends once this fraction of blocks has `min_replication` reported replicas.
+    pub safemode_threshold: f64,
+    /// Safe mode also waits for this many live datanodes.
+    pub safemode_min_datanodes: u32,
+    /// How long safe mode lasts after the threshold is reached, in milliseconds.
+    pub safemode_extension_ms: u64,
+    /// After this long without renewal another client may take a file over, in milliseconds.
+    pub lease_soft_limit_ms: u64,
+    /// After this long without renewal the namenode recovers and closes the file, in milliseconds.
+    pub lease_hard_limit_ms: u64,
+    /// A block recovery not committed within this long is retried, in milliseconds.
+    pub block_recovery_timeout_ms: u64,
+    /// How often the replication monitor runs (re-replication, excess and
+    /// corrupt replica deletion, decommission progress), in milliseconds.
+    pub replication_interval_ms: u64,
+    /// Each run schedules work for at most this many blocks per live datanode.
+    pub replication_work_multiplier: u32,
+    /// A datanode is the source of at most this many re-replications at once.
+    pub replication_max_streams: u32,
+    /// A re-replication not confirmed within this long is scheduled again, in milliseconds.
+    pub replication_pending_timeout_ms: u64,
+    /// Optional rack mapping: one `NAME RACK` per line (NAME = a datanode's
+    /// `host:port` or host), `#` comments; re-read when it changes. Without
+    /// it every datanode is on `/default-rack`.
+    pub topology_file: Option<PathBuf>,
 }
 
 impl Default for NamenodeConfig {
@@ -59,6 +84,17 @@ impl Default for NamenodeConfig {
             listing_page_size: 1000,
             umask: 0o022,
             supergroup: "supergroup".to_string(),
+            safemode_threshold: 0.999,
+            safemode_min_datanodes: 0,
+            safemode_extension_ms: 30_000,
+            lease_soft_limit_ms: 60_000,
+            lease_hard_limit_ms: 20 * 60_000,
+            block_recovery_timeout_ms: 60_000,
+            replication_interval_ms: 3000,
+            replication_work_multiplier: 2,
+            replication_max_streams: 2,
+            replication_pending_timeout_ms: 300_000,
+            topology_file: None,
         }
     }
 }
@@ -97,10 +133,26 @@ impl NamenodeConfig {
             ("dead_node_interval_ms", self.dead_node_interval_ms),
             ("checkpoint_period_secs", self.checkpoint_period_secs),
             ("checkpoint_txns", self.checkpoint_txns),
+            ("lease_soft_limit_ms", self.lease_soft_limit_ms),
+            ("lease_hard_limit_ms", self.lease_hard_limit_ms),
+            ("block_recovery_timeout_ms", self.block_recovery_timeout_ms),
+            ("replication_interval_ms", self.replication_interval_ms),
+            ("replication_work_multiplier", self.replication_work_multiplier as u64),
+            ("replication_max_streams", self.replication_max_streams as u64),
+            ("replication_pending_timeout_ms", self.replication_pending_timeout_ms),
         ] {
             if v == 0 {
                 return err(format!("{name} = 0: must be positive"));
             }
+        }
+        if !(0.0..=1.0).contains(&self.safemode_threshold) {
+            return err(format!("safemode_threshold = {}: must be in 0..=1", self.safemode_threshold));
+        }
+        if self.lease_hard_limit_ms < self.lease_soft_limit_ms {
+            return err(format!(
+                "lease_hard_limit_ms = {}: must be at least lease_soft_limit_ms ({})",
+                self.lease_hard_limit_ms, self.lease_soft_limit_ms
+            ));
         }
         if self.listing_page_size == 0 {
             return err("listing_page_size = 0: must be positive".to_string());

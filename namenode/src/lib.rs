@@ -4,15 +4,20 @@ mod blocks;
 mod checkpointer;
 mod config;
 mod datanodes;
+mod decommission;
 mod editlog;
 mod error;
 mod idmap;
 mod image;
+mod lease_monitor;
 mod namespace;
 mod namesystem;
+mod replication;
+mod safemode;
 mod server;
 mod service;
 mod storage;
+mod topology;
 
 pub mod bench;
 

@@ -6,14 +6,20 @@
 //! appends it to the journal, releases the lock, then waits until its txid
 //! is synced. Lock order: `state` before `datanodes`.
 
+mod admin;
+mod bad_replicas;
 mod datanode_ops;
+pub(crate) mod fsck;
+mod leases;
+mod pipeline;
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 use tusk_proto::dfs::{
-    Caller, ContentSummary, DatanodeId, ExtendedBlock, FileStatus, LocatedBlock, LocatedBlocks, ServerDefaultsResponse,
+    Caller, ContentSummary, DatanodeId, ExtendedBlock, FileStatus, LocatedBlock, LocatedBlocks, SafeModeAction, SafeModeStatus,
+    ServerDefaultsResponse,
 };
 use tusk_proto::error::ErrorKind;
 use tusk_proto::nnstorage::{self as ns, EditOp, edit_op::Op};
@@ -28,6 +34,9 @@ use crate::namespace::ops::{CompletePlan, Ctx, edit};
 use crate::namespace::permission::Ugi;
 use crate::namespace::query::Listing;
 use crate::namespace::FsState;
+use crate::decommission::ExcludesStore;
+use crate::replication::Replication;
+use crate::safemode::SafeMode;
 use crate::storage;
 
 struct CheckpointMark {
@@ -46,6 +55,14 @@ pub(crate) struct Namesystem {
     pub(crate) journal: Option<Journal>,
     mark: Mutex<CheckpointMark>,
     checkpointing: Mutex<()>,
+    pub(crate) safemode: SafeMode,
+    /// Expected locations and recoveries of blocks being written (after `datanodes` in lock order).
+    pub(crate) uc: Mutex<leases::UcBlocks>,
+    /// Replication queues, pending transfers, corrupt and excess replicas,
+    /// decommission progress. Lock order: last (after `datanodes` and `uc`).
+    pub(crate) repl: Mutex<Replication>,
+    /// Where the decommission admin set is persisted (`<name_dir>/excludes.json`).
+    pub(crate) excludes: ExcludesStore,
 }
 
 fn normalize(p: &str) -> Result<String> {
@@ -57,6 +74,7 @@ impl Namesystem {
     pub(crate) fn open(conf: NamenodeConfig) -> Result<Namesystem> {
         let loaded = storage::load(&conf.name_dir)?;
         let dir = storage::current_dir(&conf.name_dir);
+        let (dm, repl, excludes) = crate::replication::open_parts(&conf, true)?;
         let journal = Journal::open(&dir, loaded.last_txid + 1)?;
         tracing::info!(
             "loaded namespace {} (image txid {}, last txid {}, {} inodes, {} blocks)",
@@ -66,12 +84,28 @@ impl Namesystem {
             loaded.state.inodes.len(),
             loaded.state.blocks.len()
         );
+        let safemode = SafeMode::new(
+            loaded.state.blocks.len() as u64,
+            conf.safemode_threshold,
+            conf.safemode_min_datanodes as usize,
+            std::time::Duration::from_millis(conf.safemode_extension_ms),
+        );
+        let mut state = loaded.state;
+        // Leases restart their clocks: their holders get a full period to renew.
+        let now = tusk_common::now_ms();
+        for l in state.leases.values_mut() {
+            l.last_renewed_ms = now;
+        }
         Ok(Namesystem {
+            safemode,
+            uc: Mutex::new(leases::UcBlocks::default()),
             cluster_id: loaded.version.cluster_id,
             superuser: loaded.version.superuser,
             dir: Some(dir),
-            state: RwLock::new(loaded.state),
-            datanodes: Mutex::new(DatanodeManager::default()),
+            state: RwLock::new(state),
+            datanodes: Mutex::new(dm),
+            repl: Mutex::new(repl),
+            excludes,
             journal: Some(journal),
             mark: Mutex::new(CheckpointMark { txid: loaded.image_txid, at: Instant::now() }),
             checkpointing: Mutex::new(()),
@@ -82,15 +116,20 @@ impl Namesystem {
     /// A namesystem without disk (benchmarks, tests).
     pub(crate) fn in_memory(conf: NamenodeConfig, superuser: &str) -> Namesystem {
         let state = FsState::new(superuser, &conf.supergroup, tusk_common::now_ms());
+        let (dm, repl, excludes) = crate::replication::memory_parts(&conf);
         Namesystem {
             cluster_id: "CID-in-memory".into(),
             superuser: superuser.into(),
             dir: None,
             state: RwLock::new(state),
-            datanodes: Mutex::new(DatanodeManager::default()),
+            datanodes: Mutex::new(dm),
+            repl: Mutex::new(repl),
+            excludes,
             journal: None,
             mark: Mutex::new(CheckpointMark { txid: 0, at: Instant::now() }),
             checkpointing: Mutex::new(()),
+            safemode: SafeMode::off(),
+            uc: Mutex::new(leases::UcBlocks::default()),
             conf,
         }
     }
@@ -109,6 +148,7 @@ impl Namesystem {
         for op in ops {
             let applied = st.apply(op).inspect_err(|e| tracing::error!("prepared op failed to apply: {e}"))?;
             removed.extend(applied.removed);
+            self.after_apply(st, op);
             if let Some(j) = &self.journal {
                 txid = j.append(op);
             }
@@ -122,7 +162,9 @@ impl Namesystem {
             return;
         }
         let mut dm = self.datanodes.lock();
+        let mut repl = self.repl.lock();
         for b in removed {
+            repl.forget_block(b.block_id);
             for dn in b.replicas.iter() {
                 dm.invalidate(dn, ExtendedBlock { block_id: b.block_id, generation_stamp: b.gen_stamp, num_bytes: b.num_bytes });
             }
@@ -151,6 +193,9 @@ impl Namesystem {
     async fn mutate_with<T>(&self, f: impl FnOnce(&mut FsState, &mut Vec<RemovedBlock>) -> Result<(u64, T)>) -> Result<T> {
         if let Some(why) = self.journal.as_ref().and_then(|j| j.failure()) {
             return Err(NamenodeError::Internal(format!("namespace is read-only after {why}")));
+        }
+        if self.safemode.is_on() {
+            return Err(NamenodeError::req(ErrorKind::SafeMode, self.safemode.refusal("change the namespace")));
         }
         let mut removed = Vec::new();
         let (txid, out) = f(&mut self.state.write(), &mut removed)?;
@@ -205,18 +250,14 @@ impl Namesystem {
         self.mutate_with(|st, removed| {
             let plan = st.prep_add_block(&ctx, &p, previous)?;
             let targets: Vec<DatanodeId> = {
-                let dm = self.datanodes.lock();
-                let t = dm.choose_targets(plan.replication as usize, plan.block_size, client_host, excluded);
-                if t.is_empty() {
-                    return Err(NamenodeError::req(
-                        ErrorKind::NoDatanodes,
-                        format!(
-                            "{p}: no datanode can take a block of {} bytes ({} live, {} excluded)",
-                            plan.block_size,
-                            dm.live_count(),
-                            excluded.len()
-                        ),
-                    ));
+                let mut dm = self.datanodes.lock();
+                let t = dm.place_new_block(&p, plan.replication as usize, plan.block_size, client_host, excluded)?;
+                {
+                    let mut uc = self.uc.lock();
+                    uc.set_expected(plan.block_id, t.clone());
+                    if let Some(prev) = previous {
+                        uc.forget(prev.block_id);
+                    }
                 }
                 t.iter().filter_map(|i| dm.get(*i)).map(|d| d.id.clone()).collect()
             };
@@ -238,7 +279,9 @@ impl Namesystem {
         let p = normalize(path)?;
         let ugi = self.ugi(caller);
         let ctx = self.ctx(&ugi);
-        self.mutate(|st| Ok((st.prep_abandon_block(&ctx, &p, block)?.into_iter().collect(), ()))).await
+        self.mutate(|st| Ok((st.prep_abandon_block(&ctx, &p, block)?.into_iter().collect(), ()))).await?;
+        self.uc.lock().forget(block.block_id);
+        Ok(())
     }
 
     pub(crate) async fn complete(&self, caller: &Caller, path: &str, last: Option<&ExtendedBlock>) -> Result<bool> {
@@ -253,6 +296,11 @@ impl Namesystem {
             })
         })
         .await
+        .inspect(|done| {
+            if let (true, Some(b)) = (done, last) {
+                self.uc.lock().forget(b.block_id);
+            }
+        })
     }
 
     pub(crate) async fn delete(&self, caller: &Caller, path: &str, recursive: bool) -> Result<bool> {
@@ -330,13 +378,14 @@ impl Namesystem {
         let st = self.state.read();
         let fb = st.block_locations(&self.ugi(caller), &p, offset, length)?;
         let dm = self.datanodes.lock();
+        let repl = self.repl.lock();
         let blocks = fb
             .blocks
             .into_iter()
             .map(|b| LocatedBlock {
                 block: Some(ExtendedBlock { block_id: b.block_id, generation_stamp: b.gen_stamp, num_bytes: b.num_bytes }),
                 offset: b.offset,
-                locations: dm.sorted_locations(&b.replicas, client_host),
+                locations: crate::replication::read_locations(&dm, &repl, b.block_id, b.gen_stamp, &b.replicas, client_host),
             })
             .collect();
         Ok(LocatedBlocks { file_length: fb.file_length, blocks, under_construction: fb.under_construction })
@@ -354,6 +403,22 @@ impl Namesystem {
             l.last_renewed_ms = tusk_common::now_ms();
         }
         Ok(())
+    }
+
+    /// `SetSafeMode`: anyone may ask; only a superuser may enter or leave.
+    pub(crate) fn set_safe_mode(&self, caller: &Caller, action: SafeModeAction) -> Result<SafeModeStatus> {
+        if action != SafeModeAction::SafemodeGet && !self.ugi(caller).superuser {
+            return Err(NamenodeError::req(
+                ErrorKind::PermissionDenied,
+                format!("safe mode: permission denied: user {} is not a superuser", caller.user),
+            ));
+        }
+        match action {
+            SafeModeAction::SafemodeGet => {}
+            SafeModeAction::SafemodeEnter => self.safemode.enter(),
+            SafeModeAction::SafemodeLeave => self.safemode.leave(),
+        }
+        Ok(self.safemode.status())
     }
 
     pub(crate) fn server_defaults(&self) -> ServerDefaultsResponse {

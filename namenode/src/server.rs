@@ -14,8 +14,10 @@ use tusk_proto::dfs::datanode_protocol_server::DatanodeProtocolServer;
 
 use crate::checkpointer::{Checkpointer, DeadNodeMonitor};
 use crate::config::NamenodeConfig;
+use crate::lease_monitor::{LeaseMonitor, SafeModeMonitor};
 use crate::error::{NamenodeError, Result};
 use crate::namesystem::Namesystem;
+use crate::replication::ReplicationMonitor;
 use crate::service::client::ClientService;
 use crate::service::datanode::DatanodeService;
 
@@ -64,7 +66,10 @@ pub async fn start(config: NamenodeConfig) -> Result<NamenodeHandle> {
     let server = tokio::spawn(server);
     let workers = vec![
         tokio::spawn(Checkpointer::new(ns.clone()).run(stop_rx.clone())),
-        tokio::spawn(DeadNodeMonitor::new(ns.clone()).run(stop_rx)),
+        tokio::spawn(DeadNodeMonitor::new(ns.clone()).run(stop_rx.clone())),
+        tokio::spawn(LeaseMonitor::new(ns.clone()).run(stop_rx.clone())),
+        tokio::spawn(SafeModeMonitor::new(ns.clone()).run(stop_rx.clone())),
+        tokio::spawn(ReplicationMonitor::new(ns.clone()).run(stop_rx.clone())),
     ];
     if let Some(f) = &addr_file {
         write_addr_file(f, addr)?;

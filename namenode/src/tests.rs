@@ -1,7 +1,11 @@
 //! Crate tests that span several modules.
 
+mod decommission;
 mod durability;
+mod fsck;
+mod leases;
 mod namespace_ops;
+mod replication;
 
 use std::path::Path;
 

@@ -58,9 +58,33 @@ pub struct Builder {
     block_size: u64,
     replication: u32,
     heartbeat_ms: u64,
+    racks: Option<usize>,
+    nn_conf: Vec<String>,
+    dn_conf: Vec<String>,
 }
 
 impl Builder {
+    /// Spreads the datanodes over `n` racks (`tusk cluster start --racks`).
+    pub fn racks(mut self, n: usize) -> Self {
+        self.racks = Some(n);
+        self
+    }
+    /// A namenode setting (`--nn-conf KEY=VALUE`).
+    pub fn nn_conf(mut self, key: &str, value: impl std::fmt::Display) -> Self {
+        self.nn_conf.push(format!("{key}={value}"));
+        self
+    }
+    /// A setting of every datanode (`--dn-conf KEY=VALUE`).
+    pub fn dn_conf(mut self, key: &str, value: impl std::fmt::Display) -> Self {
+        self.dn_conf.push(format!("{key}={value}"));
+        self
+    }
+    /// Short failure-detection settings: datanodes are declared dead
+    /// `dead_ms` after their last heartbeat and replication work runs every
+    /// 200 ms.
+    pub fn fast_failure_detection(self, dead_ms: u64) -> Self {
+        self.nn_conf("dead_node_interval_ms", dead_ms).nn_conf("replication_interval_ms", 200)
+    }
     pub fn datanodes(mut self, n: usize) -> Self {
         self.datanodes = n;
         self
@@ -78,16 +102,23 @@ impl Builder {
     pub fn start(self) -> anyhow::Result<TestCluster> {
         let dir = tempfile::Builder::new().prefix("tusk-test-").tempdir()?;
         let bin = tusk_bin()?;
-        let out = Command::new(&bin)
-            .args(["cluster", "start", "--dir"])
+        let mut cmd = Command::new(&bin);
+        cmd.args(["cluster", "start", "--dir"])
             .arg(dir.path())
             .args(["--datanodes", &self.datanodes.to_string()])
             .args(["--block-size", &self.block_size.to_string()])
             .args(["--replication", &self.replication.to_string()])
-            .args(["--heartbeat-ms", &self.heartbeat_ms.to_string()])
-            .stdin(Stdio::null())
-            .output()
-            .context("running tusk cluster start")?;
+            .args(["--heartbeat-ms", &self.heartbeat_ms.to_string()]);
+        if let Some(r) = self.racks {
+            cmd.args(["--racks", &r.to_string()]);
+        }
+        for s in &self.nn_conf {
+            cmd.args(["--nn-conf", s]);
+        }
+        for s in &self.dn_conf {
+            cmd.args(["--dn-conf", s]);
+        }
+        let out = cmd.stdin(Stdio::null()).output().context("running tusk cluster start")?;
         let mut cluster = TestCluster { dir, bin, namenode: String::new(), block_size: self.block_size };
         if !out.status.success() {
             cluster.print_logs();
@@ -118,7 +149,15 @@ pub struct TestCluster {
 impl TestCluster {
     /// 3 datanodes, 1 MiB blocks, replication 3, 300 ms heartbeats.
     pub fn builder() -> Builder {
-        Builder { datanodes: 3, block_size: 1 << 20, replication: 3, heartbeat_ms: 300 }
+        Builder {
+            datanodes: 3,
+            block_size: 1 << 20,
+            replication: 3,
+            heartbeat_ms: 300,
+            racks: None,
+            nn_conf: Vec::new(),
+            dn_conf: Vec::new(),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -190,6 +229,74 @@ impl TestCluster {
             bail!("restart {role}: {}", String::from_utf8_lossy(&out.stderr));
         }
         Ok(())
+    }
+
+    /// Runs `tusk <args>` against this cluster and returns its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.tusk().args(args).output().unwrap_or_else(|e| panic!("cannot run tusk {args:?}: {e}"))
+    }
+
+    /// Runs `tusk <args>`, fails the test unless it succeeds; returns stdout.
+    pub fn run_ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "tusk {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `tusk dfs fsck PATH --json` parsed.
+    pub fn fsck_json(&self, path: &str) -> serde_json::Value {
+        let out = self.dfs(&["fsck", path, "--files", "--blocks", "--locations", "--json"]);
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("fsck --json output is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    }
+
+    /// Stops every daemon (`tusk cluster stop`).
+    pub fn stop_all(&self) -> anyhow::Result<()> {
+        let out = self.tusk().args(["cluster", "stop", "--dir"]).arg(self.dir()).output()?;
+        if !out.status.success() {
+            bail!("cluster stop: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    }
+
+    /// Starts the stopped cluster again (`tusk cluster start` on its
+    /// directory); returns once every datanode has registered, maybe
+    /// before the namenode left safe mode.
+    pub fn start_all(&mut self) -> anyhow::Result<()> {
+        let out = self.tusk().args(["cluster", "start", "--no-wait-safemode", "--dir"]).arg(self.dir()).output()?;
+        if !out.status.success() {
+            bail!("cluster start: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    }
+
+    /// The data directory of a datanode role.
+    pub fn data_dir(&self, role: &str) -> PathBuf {
+        self.dir().join("data").join(role)
+    }
+
+    /// Finalized replica data files (`blk_<id>`) of `block_id` on each
+    /// datanode, as (role, path).
+    pub fn replica_files(&self, block_id: u64) -> Vec<(String, PathBuf)> {
+        let name = format!("blk_{block_id}");
+        let mut out = Vec::new();
+        for role in self.roles().into_iter().filter(|r| r.starts_with("datanode-")) {
+            let finalized = self.data_dir(&role).join("current").join("finalized");
+            let mut stack = vec![finalized];
+            while let Some(d) = stack.pop() {
+                let Ok(rd) = std::fs::read_dir(&d) else { continue };
+                for e in rd.flatten() {
+                    let p = e.path();
+                    if p.is_dir() {
+                        stack.push(p);
+                    } else if e.file_name().to_string_lossy() == name {
+                        out.push((role.clone(), p));
+                    }
+                }
+            }
+        }
+        out.sort();
+        out
     }
 
     /// Every daemon role of the cluster.

@@ -51,12 +51,18 @@ pub struct ContentSummary {
 }
 
 /// One datanode as the namenode sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct DatanodeInfo {
     pub uuid: String,
     /// `host:port` of its block streaming server.
     pub transfer_addr: String,
     pub host: String,
+    /// Network location from the namenode's topology (`/default-rack` without one).
+    pub rack: String,
+    /// Whether the node is being (or has been) decommissioned.
+    pub admin_state: AdminState,
+    /// While decommissioning: its blocks that still lack replicas elsewhere.
+    pub blocks_pending_decommission: u64,
     pub capacity: u64,
     pub dfs_used: u64,
     pub remaining: u64,
@@ -66,6 +72,30 @@ pub struct DatanodeInfo {
     pub num_blocks: u64,
     /// Active data transfers.
     pub xceivers: u32,
+}
+
+/// A datanode's administrative state (HDFS "Decommission Status").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AdminState {
+    /// In service.
+    #[default]
+    Normal,
+    /// Its replicas are being copied elsewhere; it takes no new blocks.
+    DecommissionInProgress,
+    /// Every replica it held has enough replicas elsewhere.
+    Decommissioned,
+}
+
+impl AdminState {
+    pub(crate) fn from_proto(v: i32) -> AdminState {
+        use dfs::datanode_info::AdminState as W;
+        match W::try_from(v) {
+            Ok(W::DecommissionInProgress) => AdminState::DecommissionInProgress,
+            Ok(W::Decommissioned) => AdminState::Decommissioned,
+            _ => AdminState::Normal,
+        }
+    }
 }
 
 /// The cluster's defaults for new files and the transfer protocol.
@@ -122,6 +152,9 @@ impl From<dfs::DatanodeInfo> for DatanodeInfo {
             uuid: id.datanode_uuid,
             transfer_addr: id.transfer_addr,
             host: id.host,
+            rack: id.rack,
+            admin_state: AdminState::from_proto(d.admin_state),
+            blocks_pending_decommission: d.blocks_pending_decommission,
             capacity: d.capacity,
             dfs_used: d.dfs_used,
             remaining: d.remaining,
@@ -174,5 +207,21 @@ mod tests {
         let d = dfs::DatanodeInfo { state: dfs::datanode_info::State::Dead as i32, ..Default::default() };
         assert!(!DatanodeInfo::from(d).live);
         assert!(DatanodeInfo::from(dfs::DatanodeInfo::default()).live);
+    }
+
+    #[test]
+    fn datanodes_carry_rack_and_admin_state() {
+        let d = dfs::DatanodeInfo {
+            id: Some(dfs::DatanodeId { rack: "/r1".into(), ..Default::default() }),
+            admin_state: dfs::datanode_info::AdminState::DecommissionInProgress as i32,
+            blocks_pending_decommission: 4,
+            ..Default::default()
+        };
+        let d = DatanodeInfo::from(d);
+        assert_eq!((d.rack.as_str(), d.admin_state, d.blocks_pending_decommission), ("/r1", AdminState::DecommissionInProgress, 4));
+        let d = dfs::DatanodeInfo { admin_state: 2, ..Default::default() };
+        assert_eq!(DatanodeInfo::from(d).admin_state, AdminState::Decommissioned);
+        let d = dfs::DatanodeInfo { admin_state: 99, ..Default::default() };
+        assert_eq!(DatanodeInfo::from(d).admin_state, AdminState::Normal);
     }
 }

@@ -12,8 +12,9 @@ use tusk_proto::transfer::{read_message_async, read_packet_async, verify_checksu
 /// Why a replica could not deliver its bytes.
 #[derive(Debug)]
 pub(crate) enum ReplicaError {
-    /// The data did not match its checksums.
-    Checksum,
+    /// The data did not match its checksums; `offset` is the block offset
+    /// of the first bad chunk.
+    Checksum { offset: u64 },
     /// Connection, protocol or refusal; the text says which.
     Other(String),
 }
@@ -21,7 +22,7 @@ pub(crate) enum ReplicaError {
 impl std::fmt::Display for ReplicaError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ReplicaError::Checksum => f.write_str("checksum error"),
+            ReplicaError::Checksum { offset } => write!(f, "checksum error at block offset {offset}"),
             ReplicaError::Other(m) => f.write_str(m),
         }
     }
@@ -124,8 +125,9 @@ impl BlockReader {
                     h.offset_in_block, self.wire_pos
                 )));
             }
-            if verify_checksums(&packet.data, &packet.checksums, self.bytes_per_checksum).is_err() {
-                return Err(ReplicaError::Checksum);
+            if let Err(chunk) = verify_checksums(&packet.data, &packet.checksums, self.bytes_per_checksum) {
+                let offset = self.wire_pos + chunk as u64 * u64::from(self.bytes_per_checksum);
+                return Err(ReplicaError::Checksum { offset });
             }
             let pkt_start = self.wire_pos;
             self.wire_pos += packet.data.len() as u64;
@@ -156,7 +158,7 @@ pub(crate) fn useful_part(pkt_start: u64, len: u64, next: u64, end: u64) -> Opti
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use tokio::net::TcpListener;
     use tusk_proto::dfs::PacketHeader;
@@ -171,7 +173,7 @@ mod tests {
     }
 
     /// Serves `data` (a whole replica) like a datanode, flipping a bit when `corrupt`.
-    async fn fake_datanode(data: Vec<u8>, corrupt: bool) -> String {
+    pub(crate) async fn fake_datanode(data: Vec<u8>, corrupt: bool) -> String {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap().to_string();
         tokio::spawn(async move {
@@ -224,6 +226,6 @@ mod tests {
         let addr = fake_datanode(vec![5u8; 3000], true).await;
         let block = ExtendedBlock { block_id: 1, generation_stamp: 1, num_bytes: 3000 };
         let mut r = BlockReader::open(&addr, &block, 0, 3000, "c", Duration::from_secs(10)).await.unwrap();
-        assert!(matches!(r.next_chunk().await, Err(ReplicaError::Checksum)));
+        assert!(matches!(r.next_chunk().await, Err(ReplicaError::Checksum { offset: 0 })));
     }
 }

@@ -15,7 +15,7 @@ pub(super) async fn handle(actor: &NamenodeActor, cmds: Vec<DatanodeCommand>) ->
             Some(Command::Delete(d)) => delete_blocks(actor, d).await,
             Some(Command::Transfer(t)) => transfer_block(actor, t),
             Some(Command::Reregister(true)) => reregister = true,
-            Some(Command::Recover(_)) => tracing::warn!("block recovery is not supported yet"),
+            Some(Command::Recover(r)) => super::recovery::recover_block(actor, r),
             Some(Command::Reregister(false)) | None => {}
         }
     }
@@ -55,6 +55,7 @@ fn transfer_block(actor: &NamenodeActor, cmd: TransferBlockCommand) {
     let timeout = actor.socket_timeout;
     tokio::task::spawn_blocking(move || {
         if let Err(e) = push_replica(&storage, &block, &cmd.targets, &sender, timeout) {
+            // A checksum refusal made the replica a scanner suspect (push_replica).
             let to: Vec<&str> = cmd.targets.iter().map(|t| t.transfer_addr.as_str()).collect();
             tracing::warn!(block_id = block.block_id, ?to, "transfer of a replica failed: {e}");
         }

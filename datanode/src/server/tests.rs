@@ -15,8 +15,12 @@ struct NnState {
     reports: Vec<BlockReportRequest>,
     incremental: Vec<IncrementalBlockReportRequest>,
     heartbeats: Vec<HeartbeatRequest>,
+    bad_blocks: Vec<ReportBadBlocksRequest>,
+    commits: Vec<CommitBlockSynchronizationRequest>,
     /// Commands for the next heartbeat answer.
     pending: Vec<DatanodeCommand>,
+    /// Commands for the next heartbeat answer to one datanode (by uuid).
+    pending_for: std::collections::HashMap<String, Vec<DatanodeCommand>>,
     refuse: bool,
 }
 
@@ -43,8 +47,11 @@ impl DatanodeProtocol for StubNamenode {
 
     async fn heartbeat(&self, req: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
         let mut s = self.0.lock();
-        s.heartbeats.push(req.into_inner());
-        Ok(Response::new(HeartbeatResponse { commands: std::mem::take(&mut s.pending) }))
+        let req = req.into_inner();
+        let mut commands = std::mem::take(&mut s.pending);
+        commands.extend(s.pending_for.remove(&req.datanode_uuid).unwrap_or_default());
+        s.heartbeats.push(req);
+        Ok(Response::new(HeartbeatResponse { commands }))
     }
 
     async fn block_report(&self, req: Request<BlockReportRequest>) -> Result<Response<BlockReportResponse>, Status> {
@@ -60,14 +67,16 @@ impl DatanodeProtocol for StubNamenode {
         Ok(Response::new(IncrementalBlockReportResponse::default()))
     }
 
-    async fn report_bad_blocks(&self, _req: Request<ReportBadBlocksRequest>) -> Result<Response<ReportBadBlocksResponse>, Status> {
+    async fn report_bad_blocks(&self, req: Request<ReportBadBlocksRequest>) -> Result<Response<ReportBadBlocksResponse>, Status> {
+        self.0.lock().bad_blocks.push(req.into_inner());
         Ok(Response::new(ReportBadBlocksResponse::default()))
     }
 
     async fn commit_block_synchronization(
         &self,
-        _req: Request<CommitBlockSynchronizationRequest>,
+        req: Request<CommitBlockSynchronizationRequest>,
     ) -> Result<Response<CommitBlockSynchronizationResponse>, Status> {
+        self.0.lock().commits.push(req.into_inner());
         Ok(Response::new(CommitBlockSynchronizationResponse::default()))
     }
 }
@@ -94,6 +103,8 @@ fn config(dir: &Path, namenode: &str) -> DatanodeConfig {
         ..Default::default()
     }
 }
+
+mod recovery;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registers_reports_blocks_and_obeys_commands() {

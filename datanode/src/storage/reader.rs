@@ -1,4 +1,7 @@
-//! Reading a finalized replica: data and the checksums stored with it.
+//! Reading a replica: data and the checksums stored with it. A finalized
+//! replica is read whole; a prefix of any replica (for pipeline recovery's
+//! copy to a replacement datanode) ends with a recomputed checksum when it
+//! ends inside a chunk the replica holds more of.
 
 use std::fs::File;
 use std::io::Read;
@@ -18,6 +21,9 @@ pub(crate) struct ReplicaReader {
     meta: File,
     data_path: PathBuf,
     meta_path: PathBuf,
+    /// The last chunk of `len` is partial but the file holds more of it:
+    /// its stored checksum covers other bytes and is recomputed.
+    recompute_last: bool,
 }
 
 impl ReplicaReader {
@@ -53,6 +59,47 @@ impl ReplicaReader {
             meta: meta_f,
             data_path,
             meta_path,
+            recompute_last: false,
+        })
+    }
+
+    /// Opens the first `len` bytes of a replica (of any state) whose files
+    /// hold at least that much.
+    pub(super) fn open_prefix(
+        block_id: u64,
+        gen_stamp: u64,
+        data_path: PathBuf,
+        meta_path: PathBuf,
+        len: u64,
+    ) -> Result<ReplicaReader, DatanodeError> {
+        let short = |path: &PathBuf, reason: String| DatanodeError::ReplicaNotFound {
+            block_id,
+            reason: format!("{}: {reason}", path.display()),
+        };
+        let data = File::open(&data_path).map_err(|e| short(&data_path, e.to_string()))?;
+        let mut meta_f = File::open(&meta_path).map_err(|e| short(&meta_path, e.to_string()))?;
+        let data_len = data.metadata().map_err(|e| short(&data_path, e.to_string()))?.len();
+        if data_len < len {
+            return Err(short(&data_path, format!("holds {data_len} bytes, fewer than the {len} asked for")));
+        }
+        let mut h = [0u8; meta::HEADER_LEN as usize];
+        meta_f.read_exact(&mut h).map_err(|e| short(&meta_path, format!("header: {e}")))?;
+        let bpc = meta::decode_header(&h).map_err(|e| short(&meta_path, e))?;
+        let meta_len = meta_f.metadata().map_err(|e| short(&meta_path, e.to_string()))?.len();
+        let want = meta::expected_meta_len(len, bpc);
+        if meta_len < want {
+            return Err(short(&meta_path, format!("has {meta_len} bytes, {want} needed for {len} bytes of data")));
+        }
+        Ok(ReplicaReader {
+            block_id,
+            gen_stamp,
+            len,
+            bytes_per_checksum: bpc,
+            data,
+            meta: meta_f,
+            data_path,
+            meta_path,
+            recompute_last: !len.is_multiple_of(bpc as u64) && data_len > len,
         })
     }
 
@@ -95,6 +142,12 @@ impl ReplicaReader {
         sums.resize(chunk_count(n, self.bytes_per_checksum) * CHECKSUM_SIZE, 0);
         let sums_at = meta::HEADER_LEN + (offset / bpc) * CHECKSUM_SIZE as u64;
         self.meta.read_exact_at(sums, sums_at).map_err(|e| DatanodeError::io(&self.meta_path, e))?;
+        if self.recompute_last && n > 0 && offset + n as u64 == self.len {
+            let last = (n - 1) / self.bytes_per_checksum as usize;
+            let at = last * CHECKSUM_SIZE;
+            let chunk = &data[last * self.bytes_per_checksum as usize..];
+            sums[at..at + CHECKSUM_SIZE].copy_from_slice(&crc32c::crc32c(chunk).to_be_bytes());
+        }
         Ok(())
     }
 }

@@ -1,5 +1,7 @@
-//! Copying a local replica to other datanodes with the write protocol,
-//! stage TRANSFER (re-replication ordered by the namenode).
+//! Copying a local replica to other datanodes with the write protocol:
+//! stage TRANSFER (re-replication ordered by the namenode: a whole
+//! finalized replica) or TRANSFER_RBW (pipeline recovery: the first bytes of
+//! the replica, under the new generation stamp, kept as rbw by the targets).
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -14,12 +16,28 @@ use tusk_proto::transfer::{DEFAULT_PACKET_SIZE, read_message, write_message, wri
 
 use super::{connect, split};
 use crate::error::DatanodeError;
-use crate::storage::Storage;
+use crate::storage::{ReplicaReader, Storage};
 
 /// Packets sent before waiting for the oldest ack.
 const WINDOW: usize = 64;
 
-/// Sends the local replica of `block` through a pipeline of `targets`.
+/// What to send where.
+pub(crate) struct PushJob<'a> {
+    pub block_id: u64,
+    /// The generation stamp the targets' replicas take.
+    pub gen_stamp: u64,
+    /// Bytes to send (from offset 0).
+    pub len: u64,
+    pub stage: Stage,
+    pub targets: &'a [DatanodeId],
+    /// `client_name` of the write request.
+    pub sender: &'a str,
+    pub timeout: Duration,
+}
+
+/// Sends the whole finalized replica of `block` through a pipeline of
+/// `targets` (stage TRANSFER). A replica known bad is not sent; one that a
+/// target refuses with a checksum error becomes a scanner suspect.
 pub(crate) fn push_replica(
     storage: &Storage,
     block: &ExtendedBlock,
@@ -27,18 +45,43 @@ pub(crate) fn push_replica(
     sender_name: &str,
     timeout: Duration,
 ) -> Result<(), DatanodeError> {
-    let block_id = block.block_id;
-    let Some(first) = targets.first() else { return Ok(()) };
-    let replica = storage.open_replica(block_id, block.generation_stamp)?;
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let replica = storage.open_transfer_source(block.block_id, block.generation_stamp)?;
+    let job = PushJob {
+        block_id: block.block_id,
+        gen_stamp: replica.gen_stamp(),
+        len: replica.len(),
+        stage: Stage::Transfer,
+        targets,
+        sender: sender_name,
+        timeout,
+    };
+    let pushed = push(&replica, &job);
+    match &pushed {
+        Ok(()) => tracing::info!(block_id = block.block_id, targets = targets.len(), "replica transferred"),
+        Err(DatanodeError::PeerChecksum { .. }) => storage.mark_suspect(block.block_id),
+        Err(DatanodeError::Io { .. }) => storage.mark_suspect(block.block_id),
+        Err(_) => {}
+    }
+    pushed
+}
+
+/// Streams the first `job.len` bytes of `replica` to `job.targets[0]`
+/// (which forwards to the rest) and waits for every ack.
+pub(crate) fn push(replica: &ReplicaReader, job: &PushJob<'_>) -> Result<(), DatanodeError> {
+    let block_id = job.block_id;
+    let Some(first) = job.targets.first() else { return Ok(()) };
     let addr = first.transfer_addr.as_str();
     let (mut input, mut output) =
-        split(connect(addr, timeout)?).map_err(|e| DatanodeError::transfer(addr, e.into()))?;
+        split(connect(addr, job.timeout)?).map_err(|e| DatanodeError::transfer(addr, e.into()))?;
     let frame = |e| DatanodeError::transfer(addr, e);
     let op = OpWriteBlock {
-        block: Some(ExtendedBlock { block_id, generation_stamp: replica.gen_stamp(), num_bytes: replica.len() }),
-        downstream: targets[1..].to_vec(),
-        client_name: sender_name.to_string(),
-        stage: Stage::Transfer as i32,
+        block: Some(ExtendedBlock { block_id, generation_stamp: job.gen_stamp, num_bytes: job.len }),
+        downstream: job.targets[1..].to_vec(),
+        client_name: job.sender.to_string(),
+        stage: job.stage as i32,
         ..Default::default()
     };
     write_message(&mut output, &OpRequest { protocol_version: PROTOCOL_VERSION, op: Some(Op::WriteBlock(op)) })
@@ -57,8 +100,11 @@ pub(crate) fn push_replica(
             return Err(DatanodeError::PeerRefused { peer: addr.to_string(), message });
         }
         if let Some(i) = ack.statuses.iter().position(|&s| s != TransferStatus::Success as i32) {
-            let peer = targets.get(i).map(|t| t.transfer_addr.clone()).unwrap_or_else(|| addr.to_string());
+            let peer = job.targets.get(i).map(|t| t.transfer_addr.clone()).unwrap_or_else(|| addr.to_string());
             let message = format!("block {block_id}: {}", ack.message);
+            if ack.statuses[i] == TransferStatus::ErrorChecksum as i32 {
+                return Err(DatanodeError::PeerChecksum { peer, message });
+            }
             return Err(DatanodeError::PeerRefused { peer, message });
         }
         Ok(())
@@ -70,7 +116,7 @@ pub(crate) fn push_replica(
     let mut seqno = 0u64;
     let mut pos = 0u64;
     loop {
-        let n = packet_size.min((replica.len() - pos) as usize);
+        let n = packet_size.min((job.len - pos) as usize);
         let last = n == 0;
         if !last {
             replica.read_chunks(pos, n, &mut data, &mut sums)?;
@@ -94,6 +140,6 @@ pub(crate) fn push_replica(
     while let Some(s) = in_flight.pop_front() {
         check_ack(s)?;
     }
-    tracing::info!(block_id, targets = targets.len(), to = addr, "replica transferred");
+    tracing::debug!(block_id, len = job.len, stage = ?job.stage, to = addr, "replica pushed");
     Ok(())
 }

@@ -57,7 +57,10 @@ pub(super) fn serve(
     let send_err = |e| DatanodeError::transfer(peer, e);
     while pos < end {
         let n = packet_size.min((end - pos) as usize);
-        replica.read_chunks(pos, n, &mut data, &mut sums)?;
+        if let Err(e) = replica.read_chunks(pos, n, &mut data, &mut sums) {
+            ctx.storage.mark_suspect(block_id);
+            return Err(e);
+        }
         let header = PacketHeader { seqno, offset_in_block: pos, last_packet: false, data_len: n as u32 };
         write_packet(out, &header, &sums, &data).map_err(send_err)?;
         seqno += 1;

@@ -70,6 +70,8 @@ impl Node {
 
 
 
+mod recovery;
+
 fn all_ok(acks: &[PipelineAck], n_nodes: usize) {
     for (i, a) in acks.iter().enumerate() {
         assert_eq!(a.seqno, i as u64);
@@ -132,10 +134,13 @@ async fn corrupted_packet_is_refused_and_leaves_no_replica() {
     assert!(last.message.contains("checksum"), "{last:?}");
     all_ok(&acks[..1], 2);
     assert!(a.storage.replica(77).is_none() && a.rbw_is_empty());
-    poll_until("the downstream replica to be abandoned", || b.rbw_is_empty()).await;
+    assert_eq!(a.storage.rbw_replica(77), None);
+    // The downstream got the good first packet only and keeps it for a
+    // recovery, once its upstream went away.
+    poll_until("the downstream writer to let go", || b.storage.rbw_replica(77) == Some((1000, 65536, false))).await;
     assert!(b.storage.replica(77).is_none());
     assert!(a.sink.0.lock().is_empty() && b.sink.0.lock().is_empty());
-    // The block can be written again afterwards.
+    // The block can be written again afterwards (the leftover is replaced).
     let (_, acks) = write_block(&[a.addr.clone(), b.addr.clone()], 77, &data, None).await;
     all_ok(&acks, 2);
 }
@@ -207,6 +212,27 @@ async fn a_replica_is_pushed_to_other_datanodes() {
     let targets = vec![b.id()];
     let e = tokio::task::spawn_blocking(move || push_replica_for_tests(&storage, &targets)).await.unwrap().unwrap_err();
     assert!(e.to_string().contains(&b.addr), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_refused_with_a_checksum_error_makes_the_replica_a_suspect() {
+    let (a, b) = (Node::start().await, Node::start().await);
+    let data = payload(100_000);
+    let (_, acks) = write_block(std::slice::from_ref(&a.addr), 42, &data, None).await;
+    all_ok(&acks, 1);
+    let path = a.leaf(42).join("blk_42");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[70_000] ^= 4;
+    std::fs::write(&path, &bytes).unwrap();
+    let storage = Arc::clone(&a.storage);
+    let targets = vec![b.id()];
+    let e = tokio::task::spawn_blocking(move || push_replica_for_tests(&storage, &targets)).await.unwrap().unwrap_err();
+    assert!(matches!(e, DatanodeError::PeerChecksum { .. }), "{e}");
+    assert!(e.to_string().contains(&b.addr), "{e}");
+    assert!(a.storage.scan_queue.is_suspect(42));
+    // The receiver kept nothing of it.
+    poll_until("the receiver to drop the copy", || b.rbw_is_empty()).await;
+    assert!(b.storage.replica(42).is_none() && b.storage.rbw_replica(42).is_none());
 }
 
 fn push_replica_for_tests(storage: &Storage, targets: &[DatanodeId]) -> Result<(), DatanodeError> {

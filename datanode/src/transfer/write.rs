@@ -1,19 +1,39 @@
-//! Receiving a block (stage CREATE from a client, TRANSFER from a datanode):
-//! pipeline setup, then per packet: verify checksums, forward downstream,
-//! append to the replica, queue the seqno for the responder thread, which
-//! sends acks upstream in order after merging the downstream's ack.
+//! Receiving a block: pipeline setup, then per packet: verify checksums,
+//! forward downstream, append to the replica, queue the seqno for the
+//! responder thread, which sends acks upstream in order after merging the
+//! downstream's ack.
+//!
+//! Stages (`OpWriteBlock.stage`):
+//! - CREATE (a client's new block) and TRANSFER (re-replication): a new rbw
+//!   replica, finalized and reported at the last packet.
+//! - PIPELINE_RECOVERY: the existing replica is reopened (stopping an older
+//!   writer; a finalized one moves back to rbw), cut to `recovery_length`
+//!   and renamed to the new generation stamp before the request goes
+//!   downstream; packets then continue from `recovery_length`; finalized
+//!   and reported at the last packet. Too few valid bytes: ERROR naming
+//!   this datanode.
+//! - TRANSFER_RBW: a new replica (packets from offset 0) that stays in rbw
+//!   at the last packet (not finalized, not reported), released before the
+//!   last ack so the PIPELINE_RECOVERY that follows can take it at once.
+//!
+//! When a write fails, what was received stays as an rbw replica for
+//! recovery (CREATE, PIPELINE_RECOVERY), except for a failed pipeline setup
+//! of a new replica, and for the datanode-to-datanode stages (TRANSFER,
+//! TRANSFER_RBW), whose partial copies are useless and removed. A checksum
+//! error or a failed append (full disk) always removes the replica.
 
 use std::io::{BufReader, BufWriter, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::mpsc;
 use tusk_proto::PROTOCOL_VERSION;
 use tusk_proto::dfs::op_request::Op;
+use tusk_proto::dfs::op_write_block::Stage;
 use tusk_proto::dfs::{OpRequest, OpResponse, OpWriteBlock, PipelineAck, TransferStatus};
 use tusk_proto::transfer::{read_message, read_packet, verify_checksums, write_message, write_packet};
 
 use super::{TransferContext, connect, error_response, respond, split};
 use crate::error::DatanodeError;
-use crate::storage::RbwReplica;
+use crate::storage::{RbwReplica, Reopen};
 
 /// What the responder must do for one packet.
 struct AckItem {
@@ -51,33 +71,60 @@ pub(super) fn serve(
         let msg = "write request without a block".to_string();
         return respond(&mut up_out, &error_response(TransferStatus::ErrorInvalid, msg, me), peer);
     };
+    let Ok(stage) = Stage::try_from(op.stage) else {
+        let msg = format!("write request with unknown stage {}", op.stage);
+        return respond(&mut up_out, &error_response(TransferStatus::ErrorInvalid, msg, me), peer);
+    };
     let block_id = block.block_id;
-    let replica = match ctx.storage.create_rbw(block_id, block.generation_stamp) {
+    let opened = match stage {
+        Stage::PipelineRecovery => {
+            ctx.storage.reopen_rbw(block_id, block.generation_stamp, op.recovery_length, Reopen::Pipeline)
+        }
+        Stage::Create | Stage::Transfer | Stage::TransferRbw => {
+            ctx.storage.create_rbw(block_id, block.generation_stamp)
+        }
+    };
+    let replica = match opened {
         Ok(r) => r,
         Err(e) => {
-            respond(&mut up_out, &error_response(e.transfer_status(), e.to_string(), me), peer)?;
+            respond(&mut up_out, &error_response(e.transfer_status(), own_message(me, &e), me), peer)?;
             return Err(e);
         }
     };
+    if let Ok(s) = up_in.get_ref().try_clone() {
+        replica.watch_sockets(vec![s]);
+    }
+    // A failure keeps what was received only for a client's pipeline.
+    let keep_on_failure = matches!(stage, Stage::Create | Stage::PipelineRecovery);
     let mut downstream = None;
     if let Some(next) = op.downstream.first() {
-        match setup_downstream(ctx, &op) {
-            Ok((d, resp)) if resp.status == TransferStatus::Success as i32 => downstream = Some(d),
+        let failed = match setup_downstream(ctx, &op, &replica) {
+            Ok((d, resp)) if resp.status == TransferStatus::Success as i32 => {
+                downstream = Some(d);
+                None
+            }
             Ok((_, resp)) => {
                 let bad = if resp.first_bad_node.is_empty() { next.transfer_addr.clone() } else { resp.first_bad_node };
                 let up = OpResponse { status: resp.status, message: resp.message.clone(), first_bad_node: bad.clone(), ..Default::default() };
-                respond(&mut up_out, &up, peer)?;
-                return Err(DatanodeError::PeerRefused { peer: bad, message: resp.message });
+                Some((up, DatanodeError::PeerRefused { peer: bad, message: resp.message }))
             }
             Err(e) => {
-                let msg = format!("cannot set up the pipeline to {}: {e}", next.transfer_addr);
-                respond(&mut up_out, &error_response(TransferStatus::Error, msg, &next.transfer_addr), peer)?;
-                return Err(e);
+                let msg = format!("datanode {me}: cannot set up the pipeline to {}: {e}", next.transfer_addr);
+                Some((error_response(TransferStatus::Error, msg, &next.transfer_addr), e))
             }
+        };
+        if let Some((up, e)) = failed {
+            if stage == Stage::PipelineRecovery {
+                drop(replica);
+            } else {
+                replica.abort();
+            }
+            respond(&mut up_out, &up, peer)?;
+            return Err(e);
         }
     }
     respond(&mut up_out, &OpResponse { status: TransferStatus::Success as i32, ..Default::default() }, peer)?;
-    tracing::debug!(block_id, peer, downstream = op.downstream.len(), stage = op.stage, "receiving a block");
+    tracing::debug!(block_id, peer, downstream = op.downstream.len(), ?stage, from = replica.len(), "receiving a block");
 
     let (tx, rx) = mpsc::channel();
     let (mut down_out, down_in, down_addr, down_sock) = match downstream {
@@ -93,7 +140,17 @@ pub(super) fn serve(
         .spawn(move || respond_loop(rx, up_out, down_in, &down_addr, &up_peer))
         .map_err(|e| DatanodeError::io(format!("responder thread for block {block_id}"), e))?;
 
-    let result = receive_packets(ctx, peer, &mut up_in, down_out.as_mut(), replica, &tx);
+    let finalize = stage != Stage::TransferRbw;
+    let mut slot = Some(replica);
+    let result = receive_packets(ctx, peer, &mut up_in, down_out.as_mut(), &mut slot, finalize, &tx);
+    if let Some(r) = slot.take() {
+        if result.is_err() && !keep_on_failure {
+            r.abort();
+        } else {
+            // Stays in rbw with what it holds, for recovery.
+            drop(r);
+        }
+    }
     drop(tx);
     let _ = responder.join();
     if let Some(s) = down_sock {
@@ -103,11 +160,24 @@ pub(super) fn serve(
     result
 }
 
+/// The message of an error of this datanode, naming it.
+fn own_message(me: &str, e: &DatanodeError) -> String {
+    format!("datanode {me}: {e}")
+}
+
 /// Connects to the first downstream node and forwards the request with the
-/// rest of the pipeline.
-fn setup_downstream(ctx: &TransferContext, op: &OpWriteBlock) -> Result<(Downstream, OpResponse), DatanodeError> {
+/// rest of the pipeline (the socket is registered with the replica, so a
+/// recovery can stop this writer while it waits).
+fn setup_downstream(
+    ctx: &TransferContext,
+    op: &OpWriteBlock,
+    replica: &RbwReplica,
+) -> Result<(Downstream, OpResponse), DatanodeError> {
     let addr = op.downstream.first().map(|d| d.transfer_addr.clone()).unwrap_or_default();
     let stream = connect(&addr, ctx.socket_timeout)?;
+    if let Ok(s) = stream.try_clone() {
+        replica.watch_sockets(vec![s]);
+    }
     let (mut input, mut output) = split(stream).map_err(|e| DatanodeError::transfer(&addr, e.into()))?;
     let mut fwd = op.clone();
     fwd.downstream.remove(0);
@@ -118,28 +188,31 @@ fn setup_downstream(ctx: &TransferContext, op: &OpWriteBlock) -> Result<(Downstr
     Ok((Downstream { addr, input, output }, resp))
 }
 
+/// Receives packets into the replica in `slot` until the last packet
+/// (finalized and reported when `finalize`, else left in rbw) or an error.
+/// A replica that must not survive is removed here, before its ack.
 fn receive_packets(
     ctx: &TransferContext,
     peer: &str,
     up_in: &mut BufReader<TcpStream>,
     mut down_out: Option<&mut BufWriter<TcpStream>>,
-    replica: RbwReplica,
+    slot: &mut Option<RbwReplica>,
+    finalize: bool,
     tx: &mpsc::Sender<AckItem>,
 ) -> Result<(), DatanodeError> {
-    let block_id = replica.block_id();
-    let bpc = replica.bytes_per_checksum();
-    let mut replica = Some(replica);
+    let me = ctx.self_addr.as_str();
+    let Some((block_id, bpc)) = slot.as_ref().map(|r| (r.block_id(), r.bytes_per_checksum())) else { return Ok(()) };
     let queue = |seqno, status, message: String, downstream, last| {
         let _ = tx.send(AckItem { seqno, status, message, downstream, last });
     };
     let own_error = |seqno, e: DatanodeError| {
-        queue(seqno, e.transfer_status(), e.to_string(), DownstreamSlot::None, true);
+        queue(seqno, e.transfer_status(), own_message(me, &e), DownstreamSlot::None, true);
         Err(e)
     };
     loop {
         let pkt = read_packet(up_in, bpc).map_err(|e| DatanodeError::transfer(peer, e))?;
         let h = pkt.header;
-        let Some(r) = replica.as_mut() else { return Ok(()) };
+        let Some(r) = slot.as_mut() else { return Ok(()) };
         // The empty end-of-block packet may carry any offset.
         if h.data_len > 0 && h.offset_in_block != r.len() {
             let message = format!("packet {} starts at offset {}, expected {}", h.seqno, h.offset_in_block, r.len());
@@ -147,7 +220,9 @@ fn receive_packets(
         }
         if let Err(chunk) = verify_checksums(&pkt.data, &pkt.checksums, bpc) {
             // Abort before acking, so no replica survives the error.
-            drop(replica.take());
+            if let Some(r) = slot.take() {
+                r.abort();
+            }
             let message = format!(
                 "checksum error in packet {} (chunk {chunk}, block offset {}) from {peer}",
                 h.seqno,
@@ -155,38 +230,48 @@ fn receive_packets(
             );
             return own_error(h.seqno, DatanodeError::BadPacket { block_id, status: TransferStatus::ErrorChecksum, message });
         }
-        let mut slot = DownstreamSlot::None;
+        let mut down = DownstreamSlot::None;
         if let Some(out) = down_out.as_mut() {
             let sent = write_packet(out, &h, &pkt.checksums, &pkt.data).and_then(|_| Ok(out.flush()?));
-            slot = match sent {
+            down = match sent {
                 Ok(()) => DownstreamSlot::Ack,
                 Err(e) => DownstreamSlot::Failed(e.to_string()),
             };
         }
-        let forward_failed = matches!(slot, DownstreamSlot::Failed(_));
+        let forward_failed = matches!(down, DownstreamSlot::Failed(_));
         if let Err(e) = r.append(&pkt.data, &pkt.checksums) {
+            // A full disk or a failing one: what was written is not trusted.
+            if let Some(r) = slot.take() {
+                r.abort();
+            }
             return own_error(h.seqno, e);
         }
         if forward_failed {
-            queue(h.seqno, TransferStatus::Success, String::new(), slot, true);
+            queue(h.seqno, TransferStatus::Success, String::new(), down, true);
             return Err(DatanodeError::PeerRefused { peer: "downstream".into(), message: "forwarding failed".into() });
         }
         if h.last_packet {
-            let Some(r) = replica.take() else { return Ok(()) };
+            let Some(r) = slot.take() else { return Ok(()) };
+            if !finalize {
+                tracing::debug!(block_id, len = r.len(), "replica kept in rbw for the recovery that follows");
+                drop(r);
+                queue(h.seqno, TransferStatus::Success, String::new(), down, true);
+                return Ok(());
+            }
             let report = match r.finalize() {
                 Ok(rep) => rep,
                 Err(e) => return own_error(h.seqno, e),
             };
             if let Err(e) = ctx.sink.block_received(report) {
-                let message = format!("replica finalized but the namenode was not told: {e}");
-                queue(h.seqno, TransferStatus::Error, message, slot, true);
+                let message = format!("datanode {me}: replica finalized but the namenode was not told: {e}");
+                queue(h.seqno, TransferStatus::Error, message, down, true);
                 return Err(e);
             }
             tracing::debug!(block_id, len = report.num_bytes, "block received");
-            queue(h.seqno, TransferStatus::Success, String::new(), slot, true);
+            queue(h.seqno, TransferStatus::Success, String::new(), down, true);
             return Ok(());
         }
-        queue(h.seqno, TransferStatus::Success, String::new(), slot, false);
+        queue(h.seqno, TransferStatus::Success, String::new(), down, false);
     }
 }
 

@@ -59,7 +59,9 @@ impl FsState {
                 let inode = self.new_inode(&c.path, parent, c.perm.as_ref(), c.mtime_ms, body);
                 self.attach(parent, c.inode_id, inode, Some(c.mtime_ms))?;
                 if let Some(cl) = client {
-                    self.leases.entry(cl.get()).or_default().files.insert(c.inode_id);
+                    let lease = self.leases.entry(cl.get()).or_default();
+                    lease.files.insert(c.inode_id);
+                    lease.last_renewed_ms = lease.last_renewed_ms.max(c.mtime_ms);
                 }
                 self.next_inode_id = self.next_inode_id.max(c.inode_id + 1);
             }
@@ -172,6 +174,9 @@ impl FsState {
                 // Replicas with the old stamp are stale; new ones are reported again.
                 b.replicas = Replicas::default();
                 self.next_gen_stamp = self.next_gen_stamp.max(rec.generation_stamp + 1);
+            }
+            Op::SetGenStamp(g) => {
+                self.next_gen_stamp = self.next_gen_stamp.max(g.gen_stamp + 1);
             }
             Op::SetTimes(s) => {
                 let id = self.lookup(&s.path).ok_or_else(|| bad(&s.path, "missing"))?;
@@ -306,6 +311,12 @@ impl FsState {
         }
         let b = self.blocks.get_mut(rec.block_id).ok_or_else(|| bad(path, "block missing"))?;
         b.num_bytes = rec.num_bytes;
+        // A block recovery commits with its recovery id: replicas with the
+        // older stamp are stale (the recovered ones are reported again).
+        if rec.generation_stamp > b.gen_stamp {
+            b.gen_stamp = rec.generation_stamp;
+            b.replicas = Replicas::default();
+        }
         Ok(())
     }
 }

@@ -146,6 +146,7 @@ impl FsState {
             }
             if let Some(holder) = self.lease_holder(t)
                 && holder != ctx.ugi.client_name
+                && !(overwrite && self.lease_soft_expired(t, ctx))
             {
                 return Err(err(ErrorKind::LeaseConflict, format!("{p}: is being written by another client ({holder})")));
             }
@@ -174,8 +175,17 @@ impl FsState {
         Ok(ops)
     }
 
+    /// True when the holder of file `id`'s lease has not renewed it within
+    /// the soft limit: another client may then take the file over.
+    fn lease_soft_expired(&self, id: u64, ctx: &Ctx<'_>) -> bool {
+        let Some(client) = self.inodes.get(id).and_then(|i| i.file()).and_then(|f| f.client) else { return false };
+        self.leases
+            .get(&client.get())
+            .is_some_and(|l| ctx.now.saturating_sub(l.last_renewed_ms) > ctx.conf.lease_soft_limit_ms as i64)
+    }
+
     /// The file at `p`, which must be under construction by the caller.
-    fn writable_file(&self, ctx: &Ctx<'_>, p: &str) -> Result<u64> {
+    pub(crate) fn writable_file(&self, ctx: &Ctx<'_>, p: &str) -> Result<u64> {
         let r = self.resolve(p);
         self.check_traverse(ctx.ugi, &r)?;
         let id = r.target().ok_or_else(|| NamenodeError::not_found(p))?;

@@ -12,6 +12,7 @@ use tusk_proto::error::ErrorKind;
 
 use super::Namesystem;
 use crate::error::{NamenodeError, Result};
+use crate::replication::under_construction;
 
 fn reregister() -> DatanodeCommand {
     DatanodeCommand { command: Some(Command::Reregister(true)) }
@@ -54,11 +55,19 @@ impl Namesystem {
         }
         let uuid = id.datanode_uuid.clone();
         let addr = id.transfer_addr.clone();
-        self.datanodes
-            .lock()
-            .register(id, storage)
-            .ok_or_else(|| NamenodeError::req(ErrorKind::Internal, "too many datanodes"))?;
-        tracing::info!("datanode {uuid} registered at {addr}");
+        let mut dm = self.datanodes.lock();
+        let moved = dm.refresh_topology();
+        let idx = dm.register(id, storage).ok_or_else(|| NamenodeError::req(ErrorKind::Internal, "too many datanodes"))?;
+        let (rack, admin) = dm.get(idx).map(|d| (d.id.rack.clone(), d.admin)).unwrap_or_default();
+        let mut repl = self.repl.lock();
+        repl.refresh_racks(&dm);
+        if moved {
+            // Racks moved: the placement of every block is checked again.
+            repl.rescan = true;
+        }
+        drop(repl);
+        drop(dm);
+        tracing::info!("datanode {uuid} registered at {addr} on rack {rack} ({})", admin.as_str_name());
         Ok(RegisterDatanodeResponse {
             cluster_id: self.cluster_id.clone(),
             heartbeat_interval_ms: self.conf.heartbeat_interval_ms,
@@ -73,23 +82,43 @@ impl Namesystem {
 
     /// Reconciles a full block report: unknown or stale replicas are to be
     /// deleted, known ones become locations, locations not reported are dropped.
+    /// Replicas kept (and corrupt marks with them: a corrupt replica stays
+    /// corrupt); new and dropped locations are noted for the replication
+    /// monitor (e.g. a node that came back makes blocks over-replicated).
     pub(crate) fn block_report(&self, uuid: &str, replicas: &[ReplicaReport]) -> Vec<DatanodeCommand> {
         let mut st = self.state.write();
-        let dm = self.datanodes.lock();
+        let mut dm = self.datanodes.lock();
         let Some(idx) = dm.live_index(uuid) else { return vec![reregister()] };
+        dm.block_report_received(idx);
         drop(dm);
         let mut keep = HashSet::with_capacity(replicas.len());
         let mut delete = Vec::new();
+        let mut added = Vec::new();
         for r in replicas {
             match st.blocks.get_mut(r.block_id) {
                 Some(b) if r.generation_stamp >= b.gen_stamp => {
-                    b.replicas.add(idx);
+                    if b.replicas.add(idx) {
+                        added.push(r.block_id);
+                    }
                     keep.insert(r.block_id);
                 }
                 _ => delete.push(ext(r)),
             }
         }
-        st.blocks.retain_on_datanode(idx, &keep);
+        let dropped = st.blocks.retain_on_datanode(idx, &keep);
+        {
+            let mut repl = self.repl.lock();
+            for id in &dropped {
+                repl.replica_gone(*id, idx);
+            }
+            if self.noting() {
+                for id in added.iter().chain(&dropped) {
+                    if !under_construction(&st, *id) {
+                        repl.note(*id);
+                    }
+                }
+            }
+        }
         drop(st);
         tracing::debug!("block report from {uuid}: {} replicas, {} to delete", replicas.len(), delete.len());
         delete
@@ -109,17 +138,36 @@ impl Namesystem {
                 format!("datanode {uuid} is not registered; register again"),
             ));
         };
+        // Replicas finalized by a block recovery carry its recovery id before
+        // the recovery commits (lock order: `uc` before `repl`).
+        let recovered: Vec<(u64, u64)> = {
+            let uc = self.uc.lock();
+            received.iter().filter_map(|r| uc.recovery_id(r.block_id).map(|id| (r.block_id, id))).collect()
+        };
+        let mut repl = self.repl.lock();
+        let noting = self.noting();
         for r in received {
+            let open = under_construction(&st, r.block_id);
             match st.blocks.get_mut(r.block_id) {
-                Some(b) if r.generation_stamp == b.gen_stamp => {
+                Some(b) if r.generation_stamp == b.gen_stamp || recovered.contains(&(r.block_id, r.generation_stamp)) => {
                     b.replicas.add(idx);
+                    dm.replica_received(idx);
+                    let was_pending = repl.pending.received(r.block_id, idx);
+                    if noting && (was_pending || !open) {
+                        repl.note(r.block_id);
+                    }
                 }
                 _ => dm.invalidate(idx, ext(r)),
             }
         }
         for r in deleted {
-            if let Some(b) = st.blocks.get_mut(r.block_id) {
-                b.replicas.remove(idx);
+            if let Some(b) = st.blocks.get_mut(r.block_id)
+                && b.replicas.remove(idx)
+            {
+                repl.replica_gone(r.block_id, idx);
+                if noting {
+                    repl.note(r.block_id);
+                }
             }
         }
         Ok(())
@@ -140,12 +188,28 @@ impl Namesystem {
         }
         let mut st = self.state.write();
         let mut dm = self.datanodes.lock();
+        let mut repl = self.repl.lock();
+        let noting = self.noting();
         let dead = dm.expired(timeout);
         for d in &dead {
             dm.mark_dead(*d);
-            let n = st.blocks.remove_datanode(*d);
+            let lost = st.blocks.remove_datanode(*d);
+            let changed = repl.pending.drop_node(*d);
+            for id in &lost {
+                repl.replica_gone(*id, *d);
+            }
+            if noting {
+                for id in lost.iter().chain(&changed) {
+                    repl.note(*id);
+                }
+            }
             if let Some(node) = dm.get(*d) {
-                tracing::warn!("datanode {} ({}) is dead; forgot {n} replicas", node.id.datanode_uuid, node.id.transfer_addr);
+                tracing::warn!(
+                    "datanode {} ({}) is dead; forgot {} replicas",
+                    node.id.datanode_uuid,
+                    node.id.transfer_addr,
+                    lost.len()
+                );
             }
         }
         dead.len()

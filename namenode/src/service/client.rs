@@ -130,37 +130,78 @@ impl ClientProtocol for ClientService {
         Ok(Response::new(self.ns.server_defaults()))
     }
 
-    async fn update_block_for_pipeline(&self, _req: Request<UpdateBlockForPipelineRequest>) -> Res<UpdateBlockForPipelineResponse> {
-        Err(Status::unimplemented("update_block_for_pipeline"))
+    async fn update_block_for_pipeline(&self, req: Request<UpdateBlockForPipelineRequest>) -> Res<UpdateBlockForPipelineResponse> {
+        let r = req.get_ref();
+        let block = r.block.as_ref().ok_or_else(|| NamenodeError::invalid(format!("{}: update_block_for_pipeline without a block", r.path)))?;
+        let block = self.ns.update_block_for_pipeline(caller(&r.caller)?, &r.path, block).await?;
+        Ok(Response::new(UpdateBlockForPipelineResponse { block: Some(block) }))
     }
 
-    async fn update_pipeline(&self, _req: Request<UpdatePipelineRequest>) -> Res<UpdatePipelineResponse> {
-        Err(Status::unimplemented("update_pipeline"))
+    async fn update_pipeline(&self, req: Request<UpdatePipelineRequest>) -> Res<UpdatePipelineResponse> {
+        let r = req.get_ref();
+        let block = r.block.as_ref().ok_or_else(|| NamenodeError::invalid(format!("{}: update_pipeline without a block", r.path)))?;
+        self.ns.update_pipeline(caller(&r.caller)?, &r.path, block, &r.datanode_uuids)?;
+        Ok(Response::new(UpdatePipelineResponse {}))
     }
 
-    async fn get_additional_datanode(&self, _req: Request<GetAdditionalDatanodeRequest>) -> Res<GetAdditionalDatanodeResponse> {
-        Err(Status::unimplemented("get_additional_datanode"))
+    async fn get_additional_datanode(&self, req: Request<GetAdditionalDatanodeRequest>) -> Res<GetAdditionalDatanodeResponse> {
+        let host = client_host(&req, &req.get_ref().client_host);
+        let r = req.get_ref();
+        let block = r.block.as_ref().ok_or_else(|| NamenodeError::invalid(format!("{}: get_additional_datanode without a block", r.path)))?;
+        let datanodes = self.ns.get_additional_datanode(
+            caller(&r.caller)?,
+            &r.path,
+            block,
+            &r.existing_uuids,
+            &r.excluded_uuids,
+            r.num_additional,
+            &host,
+        )?;
+        Ok(Response::new(GetAdditionalDatanodeResponse { datanodes }))
     }
 
-    async fn recover_lease(&self, _req: Request<RecoverLeaseRequest>) -> Res<RecoverLeaseResponse> {
-        Err(Status::unimplemented("recover_lease"))
+    async fn recover_lease(&self, req: Request<RecoverLeaseRequest>) -> Res<RecoverLeaseResponse> {
+        let r = req.get_ref();
+        let closed = self.ns.recover_lease(caller(&r.caller)?, &r.path).await?;
+        Ok(Response::new(RecoverLeaseResponse { closed }))
     }
 
-    async fn report_bad_blocks(&self, _req: Request<ReportBadBlocksRequest>) -> Res<ReportBadBlocksResponse> {
-        Err(Status::unimplemented("report_bad_blocks"))
+    async fn report_bad_blocks(&self, req: Request<ReportBadBlocksRequest>) -> Res<ReportBadBlocksResponse> {
+        self.ns.report_bad_blocks(&req.get_ref().replicas)?;
+        Ok(Response::new(ReportBadBlocksResponse {}))
     }
 
-    async fn set_safe_mode(&self, _req: Request<SafeModeRequest>) -> Res<SafeModeStatus> {
-        Err(Status::unimplemented("set_safe_mode"))
+    async fn set_safe_mode(&self, req: Request<SafeModeRequest>) -> Res<SafeModeStatus> {
+        let r = req.get_ref();
+        let action = SafeModeAction::try_from(r.action)
+            .map_err(|_| NamenodeError::invalid(format!("safe mode: unknown action {}", r.action)))?;
+        Ok(Response::new(self.ns.set_safe_mode(caller(&r.caller)?, action)?))
     }
 
     type FsckStream = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<FsckResponse, Status>> + Send>>;
 
-    async fn fsck(&self, _req: Request<FsckRequest>) -> Res<Self::FsckStream> {
-        Err(Status::unimplemented("fsck"))
+    async fn fsck(&self, req: Request<FsckRequest>) -> Res<Self::FsckStream> {
+        let r = req.get_ref();
+        let mut run = self.ns.start_fsck(caller(&r.caller)?, r)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let ns = self.ns.clone();
+        // Each message is built under the namesystem locks, released before
+        // it is sent: a slow reader holds nothing.
+        tokio::task::spawn_blocking(move || {
+            while let Some(msg) = ns.fsck_next(&mut run) {
+                if tx.blocking_send(Ok(msg)).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
-    async fn datanode_admin(&self, _req: Request<DatanodeAdminRequest>) -> Res<DatanodeAdminResponse> {
-        Err(Status::unimplemented("datanode_admin"))
+    async fn datanode_admin(&self, req: Request<DatanodeAdminRequest>) -> Res<DatanodeAdminResponse> {
+        let r = req.get_ref();
+        let action = AdminAction::try_from(r.action)
+            .map_err(|_| NamenodeError::invalid(format!("datanode admin: unknown action {}", r.action)))?;
+        let datanodes = self.ns.datanode_admin(caller(&r.caller)?, &r.node, action)?;
+        Ok(Response::new(DatanodeAdminResponse { datanodes }))
     }
 }

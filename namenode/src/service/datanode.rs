@@ -32,7 +32,8 @@ impl DatanodeProtocol for DatanodeService {
 
     async fn block_report(&self, req: Request<BlockReportRequest>) -> Res<BlockReportResponse> {
         let r = req.into_inner();
-        let commands = self.ns.block_report(&r.datanode_uuid, &r.replicas);
+        let mut commands = self.ns.block_report(&r.datanode_uuid, &r.replicas);
+        commands.extend(self.ns.rbw_report(&r.datanode_uuid, &r.rbw));
         Ok(Response::new(BlockReportResponse { commands }))
     }
 
@@ -42,14 +43,16 @@ impl DatanodeProtocol for DatanodeService {
         Ok(Response::new(IncrementalBlockReportResponse {}))
     }
 
-    async fn report_bad_blocks(&self, _req: Request<ReportBadBlocksRequest>) -> Res<ReportBadBlocksResponse> {
-        Err(Status::unimplemented("report_bad_blocks"))
+    async fn report_bad_blocks(&self, req: Request<ReportBadBlocksRequest>) -> Res<ReportBadBlocksResponse> {
+        self.ns.report_bad_blocks(&req.get_ref().replicas)?;
+        Ok(Response::new(ReportBadBlocksResponse {}))
     }
 
     async fn commit_block_synchronization(
         &self,
-        _req: Request<CommitBlockSynchronizationRequest>,
+        req: Request<CommitBlockSynchronizationRequest>,
     ) -> Res<CommitBlockSynchronizationResponse> {
-        Err(Status::unimplemented("commit_block_synchronization"))
+        self.ns.commit_block_synchronization(req.get_ref()).await?;
+        Ok(Response::new(CommitBlockSynchronizationResponse {}))
     }
 }

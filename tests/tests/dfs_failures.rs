@@ -1,0 +1,184 @@
+//! Issue 4: the filesystem survives failure. Real processes are killed with
+//! SIGKILL and real replica files are damaged on disk.
+
+use std::io::Write;
+use std::process::Stdio;
+use std::time::Duration;
+use tusk_client::{Client, CreateOptions, FsckOptions};
+use tusk_tests::{TestCluster, eventually, test_bytes, wait_until};
+
+const MIB: usize = 1 << 20;
+
+/// Blocks of `path` per fsck, as (block id, live replicas, replica addresses).
+async fn fsck_blocks(client: &Client, path: &str) -> Vec<(u64, u32, Vec<String>)> {
+    let opts = FsckOptions { list_files: true, list_blocks: true, list_locations: true, include_open_files: true };
+    let Ok(report) = client.fsck(path, opts).await else { return Vec::new() };
+    report
+        .files
+        .iter()
+        .flat_map(|f| f.blocks.iter())
+        .map(|b| (b.block_id, b.live_replicas, b.replicas.iter().map(|r| r.transfer_addr.clone()).collect()))
+        .collect()
+}
+
+async fn healthy(client: &Client) -> bool {
+    client.fsck("/", FsckOptions::default()).await.is_ok_and(|r| r.is_healthy())
+}
+
+/// Test 1: a datanode of the write pipeline is killed in the middle of a
+/// multi-block write. The write succeeds, reads back identical, and once the
+/// datanode is declared dead every block is back at 3 live replicas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datanode_killed_mid_write_the_write_survives_and_blocks_are_rereplicated() -> anyhow::Result<()> {
+    // Distinct loopback hosts: the writer's host 127.0.0.1 is datanode-0's,
+    // so datanode-0 is the first node of every pipeline.
+    let cluster = TestCluster::builder().datanodes(4).replication(3).racks(1).fast_failure_detection(3000).start()?;
+    let client = cluster.client().await?;
+    let data = test_bytes(6 * MIB + 12345, 1);
+    let mut w = client.create("/survivor.bin", CreateOptions::default()).await?;
+    let half_way = 2 * MIB + MIB / 2;
+    for chunk in data[..half_way].chunks(64 * 1024) {
+        w.write(chunk).await?;
+    }
+    cluster.kill9("datanode-0")?;
+    for chunk in data[half_way..].chunks(64 * 1024) {
+        w.write(chunk).await?;
+    }
+    assert_eq!(w.close().await?, data.len() as u64);
+    let back = client.read_all("/survivor.bin").await?;
+    assert!(back.as_ref() == data.as_slice(), "the file differs after a datanode died mid-write");
+
+    let dead_addr = std::fs::read_to_string(cluster.dir().join("run").join("datanode-0.addr"))
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    eventually(Duration::from_secs(90), || async {
+        let blocks = fsck_blocks(&client, "/survivor.bin").await;
+        blocks.len() == 7 && blocks.iter().all(|(_, live, addrs)| *live == 3 && !addrs.contains(&dead_addr))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert!(healthy(&client).await);
+    // And the re-replicated copies are good.
+    let back = cluster.client().await?.read_all("/survivor.bin").await?;
+    assert!(back.as_ref() == data.as_slice());
+    Ok(())
+}
+
+/// Test 2: bytes flipped in one replica's data file. Reads still return the
+/// right bytes, fsck reports the corruption, then the block is repaired from
+/// a good replica, the corrupt one is deleted and fsck is HEALTHY again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_replica_is_reported_repaired_and_deleted() -> anyhow::Result<()> {
+    let cluster = TestCluster::builder()
+        .datanodes(4)
+        .replication(3)
+        .fast_failure_detection(2000)
+        .nn_conf("replication_pending_timeout_ms", 3000)
+        .dn_conf("scan_bytes_per_sec", 64 * MIB)
+        .dn_conf("scan_period_ms", 500)
+        .start()?;
+    let client = cluster.client().await?;
+    let data = test_bytes(700_000, 2);
+    client.write_all("/victim.bin", &data, false).await?;
+    let blocks = fsck_blocks(&client, "/victim.bin").await;
+    assert_eq!(blocks.len(), 1);
+    let block_id = blocks[0].0;
+    let holders = cluster.replica_files(block_id);
+    assert_eq!(holders.len(), 3, "{holders:?}");
+    // The fourth datanode goes away, so nothing can repair the block yet.
+    let spare = (0..4).map(|i| format!("datanode-{i}")).find(|r| !holders.iter().any(|(h, _)| h == r)).unwrap();
+    cluster.kill9(&spare)?;
+    let (victim, file) = holders[1].clone();
+    let mut bytes = std::fs::read(&file)?;
+    for b in &mut bytes[300_000..300_016] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&file, &bytes)?;
+    for _ in 0..5 {
+        let out = cluster.dfs(&["cat", "/victim.bin"]);
+        assert!(out.status.success(), "cat failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.stdout == data, "cat returned other bytes");
+        let back = cluster.client().await?.read_all("/victim.bin").await?;
+        assert!(back.as_ref() == data.as_slice(), "a read returned corrupt bytes");
+    }
+    // The block scanner (or a reader) reports the bad replica.
+    eventually(Duration::from_secs(60), || async { !healthy(&client).await }).await?;
+    let report = client.fsck("/victim.bin", FsckOptions { list_blocks: true, list_files: true, ..Default::default() }).await?;
+    assert_eq!(report.files[0].blocks[0].corrupt_replicas, 1, "{report:?}");
+    let out = cluster.dfs(&["fsck", "/"]);
+    assert!(!out.status.success(), "fsck must fail while a replica is corrupt");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is CORRUPT"));
+    // With the fourth datanode back the block is re-replicated from a good
+    // replica and the corrupt one deleted.
+    cluster.restart(&spare)?;
+    eventually(Duration::from_secs(90), || async { healthy(&client).await }).await?;
+    wait_until(Duration::from_secs(60), || !cluster.replica_files(block_id).iter().any(|(r, _)| *r == victim))?;
+    let holders = cluster.replica_files(block_id);
+    assert_eq!(holders.len(), 3, "{holders:?}");
+    for (_, f) in &holders {
+        assert!(std::fs::read(f)? == data, "{} holds other bytes", f.display());
+    }
+    let out = cluster.dfs(&["fsck", "/"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is HEALTHY"));
+    Ok(())
+}
+
+/// Test 4: a writing client is killed mid-file. After the hard limit the
+/// namenode recovers the lease: the file closes at a length every replica
+/// agrees on, holding the bytes written up to that length.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_writer_lease_is_recovered_at_an_agreed_length() -> anyhow::Result<()> {
+    let cluster = TestCluster::builder()
+        .datanodes(3)
+        .replication(3)
+        .nn_conf("lease_soft_limit_ms", 1000)
+        .nn_conf("lease_hard_limit_ms", 3000)
+        .start()?;
+    let data = test_bytes(2 * MIB + 300_000, 4);
+    let mut put = cluster
+        .tusk()
+        .args(["dfs", "put", "-", "/orphan.bin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut stdin = put.stdin.take().ok_or_else(|| anyhow::anyhow!("no stdin"))?;
+    stdin.write_all(&data)?;
+    stdin.flush()?;
+    // The put writes to a temporary name; wait until two blocks are committed.
+    let client = cluster.client().await?;
+    let tmp = "/orphan.bin._COPYING_";
+    eventually(Duration::from_secs(30), || async {
+        client.try_stat(tmp).await.ok().flatten().is_some_and(|s| s.length >= 2 * MIB as u64)
+    })
+    .await?;
+    put.kill()?;
+    let _ = put.wait();
+    drop(stdin);
+    eventually(Duration::from_secs(60), || async {
+        client.try_stat(tmp).await.ok().flatten().is_some_and(|s| !s.under_construction)
+    })
+    .await?;
+    let st = client.stat(tmp).await?;
+    let len = st.length as usize;
+    assert!(len >= 2 * MIB && len <= data.len(), "recovered length {len}");
+    let back = client.read_all(tmp).await?;
+    assert!(back.as_ref() == &data[..len], "recovered bytes differ from the bytes written");
+    // Every replica of every block agrees on its length.
+    let blocks = fsck_blocks(&client, tmp).await;
+    let mut total = 0;
+    for (id, _, _) in &blocks {
+        let files = cluster.replica_files(*id);
+        assert!(!files.is_empty(), "block {id} has no replica");
+        let lens: Vec<u64> = files.iter().map(|(_, f)| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).collect();
+        assert!(lens.iter().all(|l| *l == lens[0]), "block {id}: replicas disagree: {lens:?}");
+        total += lens[0];
+    }
+    assert_eq!(total as usize, len);
+    // The recovered file is an ordinary closed file: it can be renamed and overwritten.
+    client.rename(tmp, "/orphan.bin", false).await?;
+    client.write_all("/orphan.bin", b"new", true).await?;
+    Ok(())
+}

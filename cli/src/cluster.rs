@@ -266,19 +266,25 @@ impl LocalCluster {
         Ok(Client::connect(ClientConfig::new(self.namenode_addr.clone())).await?)
     }
 
-    /// Waits until the namenode reports every datanode live.
+    /// Waits until the namenode reports every running datanode live.
     pub async fn wait_live_datanodes(&self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
         let client = self.client().await?;
         let mut last;
         loop {
+            // Datanodes stopped on purpose (or killed) are not waited for.
+            let running: Vec<String> = Daemon::all(&self.dir)?
+                .iter()
+                .filter(|d| d.role.starts_with("datanode-") && d.pid().is_some())
+                .filter_map(|d| d.addr())
+                .collect();
             match client.datanode_report().await {
                 Ok(r) => {
-                    let live = r.iter().filter(|d| d.live).count();
-                    if live >= self.datanodes {
+                    let live = running.iter().filter(|a| r.iter().any(|d| d.live && d.transfer_addr == **a)).count();
+                    if live >= running.len() {
                         return Ok(());
                     }
-                    last = format!("{live} of {} datanodes live", self.datanodes);
+                    last = format!("{live} of {} running datanodes live", running.len());
                 }
                 Err(e) => last = e.to_string(),
             }

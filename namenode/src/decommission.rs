@@ -20,6 +20,10 @@ use crate::error::{NamenodeError, Result};
 use crate::namespace::FsState;
 use crate::replication::{Census, Replication, classify};
 
+/// Most blocks of decommissioning nodes checked per pass (bounds the time
+/// the locks are held; the rest wait for the next pass).
+const CHECKS_PER_TICK: usize = 200_000;
+
 /// Name of the persisted admin set inside the name directory.
 pub(crate) const EXCLUDES_FILE: &str = "excludes.json";
 
@@ -174,6 +178,7 @@ pub(crate) fn check(
 ) -> bool {
     let racks = dm.cluster_racks();
     let mut changed = false;
+    let mut budget = CHECKS_PER_TICK;
     let nodes: Vec<DnIndex> = dm.with_admin_state(AdminState::DecommissionInProgress);
     r.decommissioning.retain(|dn, _| nodes.contains(dn));
     for dn in nodes {
@@ -200,7 +205,11 @@ pub(crate) fn check(
                 l
             }
         };
-        left.retain(|id| {
+        // Check a bounded share; blocks still lacking go to the back.
+        let n = left.len().min(budget);
+        budget -= n;
+        let mut head: Vec<u64> = left.drain(..n).collect();
+        head.retain(|id| {
             let Some(b) = st.blocks.get(*id) else { return false };
             if !b.replicas.contains(dn) {
                 return false;
@@ -210,6 +219,7 @@ pub(crate) fn check(
                 None => false,
             }
         });
+        left.extend(head);
         dm.set_pending_decommission(dn, left.len() as u64);
         if left.is_empty() {
             r.decommissioning.remove(&dn);

@@ -151,8 +151,11 @@ pub(crate) struct Replication {
     corrupt: HashMap<u64, Vec<CorruptMark>>,
     excess: HashMap<u64, Vec<DnIndex>>,
     dirty: HashSet<u64>,
-    /// The whole block map must be checked (at start, after safe mode).
+    /// The whole block map must be checked (at start, after safe mode,
+    /// when racks moved).
     pub(crate) rescan: bool,
+    /// Next block id of the full scan in progress, a few ticks long.
+    scan_next: Option<u64>,
     /// Decommissioning nodes → their blocks still lacking replicas elsewhere.
     pub(crate) decommissioning: HashMap<DnIndex, Vec<u64>>,
     /// A rack number per datanode index and whether the cluster has several
@@ -171,6 +174,7 @@ impl Default for Replication {
             excess: HashMap::new(),
             dirty: HashSet::new(),
             rescan: true,
+            scan_next: None,
             decommissioning: HashMap::new(),
             rack_ids: Vec::new(),
             multi_rack: false,

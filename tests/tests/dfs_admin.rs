@@ -132,8 +132,8 @@ async fn restarted_cluster_passes_through_safe_mode() -> anyhow::Result<()> {
 }
 
 /// Test 7: with a topology of two racks, new blocks span both racks; and a
-/// block written while one rack was down is mis-replicated until the rack
-/// returns, then repaired.
+/// block written while one rack was down is reported mis-replicated once the
+/// rack is back, then repaired.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocks_span_two_racks_and_mis_replication_is_repaired() -> anyhow::Result<()> {
     let cluster = TestCluster::builder().datanodes(4).replication(3).racks(2).fast_failure_detection(2000).start()?;
@@ -151,14 +151,24 @@ async fn blocks_span_two_racks_and_mis_replication_is_repaired() -> anyhow::Resu
         client.datanode_report().await.is_ok_and(|r| r.iter().filter(|d| d.live).count() == 2)
     })
     .await?;
-    client.write_all("/one-rack.bin", &test_bytes(MIB / 2, 8), false).await?;
-    let report = fsck(&client, "/one-rack.bin").await;
-    assert!(report.summary.mis_replicated_blocks >= 1, "{report:?}");
+    let opts = tusk_client::CreateOptions { replication: Some(2), ..Default::default() };
+    let mut w = client.create("/one-rack.bin", opts).await?;
+    w.write(&test_bytes(MIB / 2, 8)).await?;
+    w.close().await?;
+    // Safe mode holds the repair back while fsck looks: with both racks
+    // known again, the block's two replicas on rack 0 break the policy.
+    cluster.run_ok(&["dfsadmin", "safemode", "enter"]);
     cluster.restart("datanode-2")?;
     cluster.restart("datanode-3")?;
+    let report = fsck(&client, "/one-rack.bin").await;
+    assert_eq!(report.summary.mis_replicated_blocks, 1, "{report:?}");
+    let out = String::from_utf8_lossy(&cluster.dfs(&["fsck", "/one-rack.bin", "--files"]).stdout).to_string();
+    assert!(out.contains("Replica placement policy is violated"), "{out}");
+    cluster.run_ok(&["dfsadmin", "safemode", "leave"]);
     eventually(Duration::from_secs(60), || async {
-        block_racks(&client, "/one-rack.bin").await.iter().all(|(_, r)| r.len() == 2)
-            && fsck(&client, "/").await.summary.mis_replicated_blocks == 0
+        let blocks = block_racks(&client, "/one-rack.bin").await;
+        let report = fsck(&client, "/").await;
+        blocks.iter().all(|(_, r)| r.len() == 2) && report.summary.mis_replicated_blocks == 0 && report.summary.over_replicated_blocks == 0
     })
     .await?;
     eventually(Duration::from_secs(30), || async { fsck(&client, "/").await.is_healthy() }).await?;

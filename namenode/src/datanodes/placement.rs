@@ -167,7 +167,6 @@ impl DatanodeManager {
     /// `n` more targets for a block whose pipeline already has `existing`
     /// (GetAdditionalDatanode): placed relative to the existing nodes and
     /// the writer's rack. `excluded` holds datanode uuids.
-    #[allow(dead_code)] // for GetAdditionalDatanode
     pub(crate) fn choose_additional(
         &self,
         existing: &[DnIndex],

@@ -239,7 +239,7 @@ impl Namesystem {
             };
             run.done = finished;
             if finished || !files.is_empty() {
-                let summary = finished.then(|| run.summary.clone());
+                let summary = finished.then_some(run.summary);
                 return Some(FsckResponse { files, summary });
             }
         }

@@ -93,10 +93,10 @@ impl Namesystem {
         let st = self.state.read();
         let file = current_block(&st, &ctx, &p, block)?;
         let block_size = st.inode(file)?.file().map(|f| f.block_size).unwrap_or(self.conf.default_block_size);
-        let dm = self.datanodes.lock();
-        let mut skip: Vec<String> = excluded.to_vec();
-        skip.extend(existing.iter().cloned());
-        let chosen = dm.choose_targets(n as usize, block_size, client_host, &skip);
+        let mut dm = self.datanodes.lock();
+        let existing: Vec<DnIndex> = existing.iter().filter_map(|u| dm.live_index(u)).collect();
+        let chosen = dm.choose_additional(&existing, n as usize, block_size, client_host, excluded);
+        dm.add_scheduled(&chosen);
         if chosen.is_empty() && n > 0 {
             return Err(NamenodeError::req(
                 ErrorKind::NoDatanodes,

@@ -19,11 +19,14 @@ use crate::config::NamenodeConfig;
 use crate::datanodes::DatanodeManager;
 use crate::decommission;
 use crate::error::Result;
-use crate::namespace::FsState;
+use crate::namespace::{FIRST_BLOCK_ID, FsState};
 use crate::namesystem::Namesystem;
 
 /// Most noted blocks re-checked in one tick (bounds the lock hold time).
 const MAX_CHECKS_PER_TICK: usize = 200_000;
+/// Most blocks, and block ids, the full scan looks at in one tick.
+const SCAN_BLOCKS_PER_TICK: usize = 500_000;
+const SCAN_IDS_PER_TICK: u64 = 4_000_000;
 
 /// The named background worker.
 pub(crate) struct ReplicationMonitor {
@@ -78,14 +81,7 @@ fn ext(id: u64, c: &Census) -> ExtendedBlock {
 
 impl Work<'_> {
     fn run(&mut self) {
-        if self.r.rescan {
-            self.r.rescan = false;
-            let st = self.st;
-            for (id, _) in st.blocks.iter() {
-                self.check(id);
-            }
-            tracing::info!("replication: checked all {} blocks, {} need replicas", st.blocks.len(), self.r.queue.len());
-        }
+        self.scan();
         let timeout = Duration::from_millis(self.conf.replication_pending_timeout_ms);
         for id in self.r.pending.expire(self.now, timeout) {
             tracing::warn!("replication of block {id} timed out; it is checked again");
@@ -96,6 +92,32 @@ impl Work<'_> {
             self.check(id);
         }
         self.schedule();
+    }
+
+    /// Advances the full scan of the block map (ids are handed out in
+    /// order from FIRST_BLOCK_ID, so a cursor survives between ticks).
+    fn scan(&mut self) {
+        if self.r.rescan {
+            self.r.rescan = false;
+            self.r.scan_next = Some(FIRST_BLOCK_ID);
+        }
+        let Some(mut id) = self.r.scan_next else { return };
+        let st = self.st;
+        let end = st.next_block_id.min(id.saturating_add(SCAN_IDS_PER_TICK));
+        let mut checked = 0;
+        while id < end && checked < SCAN_BLOCKS_PER_TICK {
+            if st.blocks.get(id).is_some() {
+                self.check(id);
+                checked += 1;
+            }
+            id += 1;
+        }
+        if id >= st.next_block_id {
+            self.r.scan_next = None;
+            tracing::info!("replication: checked all {} blocks; {} need replicas", st.blocks.len(), self.r.queue.len());
+        } else {
+            self.r.scan_next = Some(id);
+        }
     }
 
     /// Re-checks one block: deletes corrupt replicas once enough are live,

@@ -41,7 +41,7 @@ async fn every_health_kind_is_classified_and_counted() {
 
     let msgs = fsck(&ns, &su(), req("/x")).unwrap();
     assert_eq!(msgs.len(), 1);
-    let s = msgs[0].summary.clone().unwrap();
+    let s = msgs[0].summary.unwrap();
     assert_eq!((s.total_files, s.open_files, s.total_dirs, s.total_blocks, s.total_size), (6, 1, 2, 6, 600));
     assert_eq!(s.healthy_blocks, 1);
     assert_eq!(s.under_replicated_blocks, 2, "/x/under and /x/corrupt");

@@ -75,6 +75,10 @@ pub(crate) struct Datanode {
     pub(crate) pending_decommission: u64,
     /// A full block report arrived since the node (re-)registered.
     pub(crate) block_report_received: bool,
+    /// It registered again without having been declared dead (e.g. a
+    /// restart): the replicas known from before may be gone until its next
+    /// full block report says otherwise.
+    pub(crate) contents_stale: bool,
     scheduled: Scheduled,
     /// Replicas to delete, sent with the next heartbeat answer.
     invalidate: Vec<ExtendedBlock>,
@@ -148,11 +152,12 @@ impl DatanodeManager {
             let d = &mut self.nodes[idx as usize];
             d.id = id;
             d.storage = storage;
-            d.alive = true;
             d.last_seen = now;
             d.last_contact_ms = tusk_common::now_ms();
             d.admin = admin;
             d.block_report_received = false;
+            d.contents_stale = d.alive;
+            d.alive = true;
             return Some(idx);
         }
         if self.nodes.len() >= DnIndex::MAX as usize {
@@ -170,6 +175,7 @@ impl DatanodeManager {
             admin,
             pending_decommission: 0,
             block_report_received: false,
+            contents_stale: false,
             scheduled: Scheduled::new(now),
             invalidate: Vec::new(),
             commands: VecDeque::new(),
@@ -196,9 +202,16 @@ impl DatanodeManager {
         self.nodes.iter().enumerate().map(|(i, d)| (i as DnIndex, d))
     }
 
-    /// Records a heartbeat and drains the node's commands. None: the node is
+    /// Records a heartbeat and drains the node's commands; queued deletions
+    /// only when `deletes` (never in safe mode: they wait). None: the node is
     /// unknown or was declared dead and must register again.
-    pub(crate) fn heartbeat(&mut self, uuid: &str, storage: StorageReport, xceivers: u32) -> Option<Vec<DatanodeCommand>> {
+    pub(crate) fn heartbeat(
+        &mut self,
+        uuid: &str,
+        storage: StorageReport,
+        xceivers: u32,
+        deletes: bool,
+    ) -> Option<Vec<DatanodeCommand>> {
         let idx = self.live_index(uuid)?;
         let d = &mut self.nodes[idx as usize];
         let now = Instant::now();
@@ -208,7 +221,7 @@ impl DatanodeManager {
         d.last_contact_ms = tusk_common::now_ms();
         d.scheduled.roll(now);
         let mut out: Vec<DatanodeCommand> = d.commands.drain(..).collect();
-        if !d.invalidate.is_empty() {
+        if deletes && !d.invalidate.is_empty() {
             let n = d.invalidate.len().min(MAX_DELETES_PER_COMMAND);
             let blocks: Vec<ExtendedBlock> = d.invalidate.drain(..n).collect();
             out.push(DatanodeCommand { command: Some(Command::Delete(DeleteBlocksCommand { blocks })) });
@@ -220,6 +233,7 @@ impl DatanodeManager {
     pub(crate) fn block_report_received(&mut self, idx: DnIndex) {
         if let Some(d) = self.nodes.get_mut(idx as usize) {
             d.block_report_received = true;
+            d.contents_stale = false;
         }
     }
 
@@ -398,13 +412,14 @@ mod tests {
     fn heartbeats_carry_deletes_and_unknown_nodes_reregister() {
         let mut m = DatanodeManager::default();
         let a = dn(&mut m, 1, 100);
-        assert!(m.heartbeat("nope", StorageReport::default(), 0).is_none());
+        assert!(m.heartbeat("nope", StorageReport::default(), 0, true).is_none());
         m.invalidate(a, ExtendedBlock { block_id: 7, generation_stamp: 1, num_bytes: 0 });
-        let cmds = m.heartbeat("uuid-1", StorageReport::default(), 2).unwrap();
+        assert!(m.heartbeat("uuid-1", StorageReport::default(), 2, false).unwrap().is_empty(), "deletions wait");
+        let cmds = m.heartbeat("uuid-1", StorageReport::default(), 2, true).unwrap();
         assert!(matches!(&cmds[0].command, Some(Command::Delete(d)) if d.blocks[0].block_id == 7));
-        assert!(m.heartbeat("uuid-1", StorageReport::default(), 2).unwrap().is_empty());
+        assert!(m.heartbeat("uuid-1", StorageReport::default(), 2, true).unwrap().is_empty());
         m.mark_dead(a);
-        assert!(m.heartbeat("uuid-1", StorageReport::default(), 2).is_none());
+        assert!(m.heartbeat("uuid-1", StorageReport::default(), 2, true).is_none());
         assert!(m.expired(Duration::from_secs(3600)).is_empty());
     }
 

@@ -183,18 +183,22 @@ pub(crate) fn check(
     r.decommissioning.retain(|dn, _| nodes.contains(dn));
     for dn in nodes {
         let Some(node) = dm.get(dn) else { continue };
-        if !node.alive {
-            // Its replicas were forgotten when it died; nothing to wait for.
-            r.decommissioning.remove(&dn);
+        let alive = node.alive;
+        if !alive && !r.decommissioning.contains_key(&dn) {
+            // Dead before its blocks were ever checked: its replicas were
+            // forgotten when it died; nothing to wait for.
             finish(dm, dn, "was dead");
             changed = true;
             continue;
         }
-        if !node.block_report_received {
+        // A node that died while draining keeps the blocks that still
+        // needed it: it is decommissioned only once they have their
+        // replicas elsewhere (not while its replica may be the last one).
+        if alive && !node.block_report_received {
             continue;
         }
-        let mut left = match r.decommissioning.remove(&dn) {
-            Some(l) => l,
+        let (mut left, fresh) = match r.decommissioning.remove(&dn) {
+            Some(l) => (l, false),
             None => {
                 // First pass since the node's block report: queue its blocks.
                 let l = blocks_on(st, dn);
@@ -202,24 +206,34 @@ pub(crate) fn check(
                 for id in &l {
                     r.note(*id);
                 }
-                l
+                (l, true)
             }
         };
-        // Check a bounded share; blocks still lacking go to the back.
-        let n = left.len().min(budget);
-        budget -= n;
-        let mut head: Vec<u64> = left.drain(..n).collect();
-        head.retain(|id| {
+        let lacking = |id: &u64, dm: &DatanodeManager, r: &Replication| {
             let Some(b) = st.blocks.get(*id) else { return false };
-            if !b.replicas.contains(dn) {
+            if alive && !b.replicas.contains(dn) {
                 return false;
             }
             match classify(st, dm, r, *id, racks) {
                 Some(c) => !sufficient(&c, default_replication, min_replication),
                 None => false,
             }
-        });
+        };
+        // Check a bounded share; blocks still lacking go to the back.
+        let n = left.len().min(budget);
+        budget -= n;
+        let mut head: Vec<u64> = left.drain(..n).collect();
+        head.retain(|id| lacking(id, dm, r));
         left.extend(head);
+        if left.is_empty() && alive && !fresh {
+            // Before declaring it done, one more look at everything it holds
+            // now: replicas may have reached it since the first pass (a
+            // pipeline opened before, a block report).
+            left = blocks_on(st, dn).into_iter().filter(|id| lacking(id, dm, r)).collect();
+            for id in &left {
+                r.note(*id);
+            }
+        }
         dm.set_pending_decommission(dn, left.len() as u64);
         if left.is_empty() {
             r.decommissioning.remove(&dn);

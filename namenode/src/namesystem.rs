@@ -57,6 +57,9 @@ pub(crate) struct Namesystem {
     checkpointing: Mutex<()>,
     pub(crate) safemode: SafeMode,
     /// Expected locations and recoveries of blocks being written (after `datanodes` in lock order).
+    /// Blocks removed from the namespace whose removal is not yet synced to
+    /// the edit log (after `state` in lock order).
+    pub(crate) unsynced_removals: Mutex<std::collections::HashSet<u64>>,
     pub(crate) uc: Mutex<leases::UcBlocks>,
     /// Replication queues, pending transfers, corrupt and excess replicas,
     /// decommission progress. Lock order: last (after `datanodes` and `uc`).
@@ -99,6 +102,7 @@ impl Namesystem {
         Ok(Namesystem {
             safemode,
             uc: Mutex::new(leases::UcBlocks::default()),
+            unsynced_removals: Mutex::new(std::collections::HashSet::new()),
             cluster_id: loaded.version.cluster_id,
             superuser: loaded.version.superuser,
             dir: Some(dir),
@@ -130,6 +134,7 @@ impl Namesystem {
             checkpointing: Mutex::new(()),
             safemode: SafeMode::off(),
             uc: Mutex::new(leases::UcBlocks::default()),
+            unsynced_removals: Mutex::new(std::collections::HashSet::new()),
             conf,
         }
     }
@@ -162,10 +167,19 @@ impl Namesystem {
             return;
         }
         let mut dm = self.datanodes.lock();
+        let mut uc = self.uc.lock();
         let mut repl = self.repl.lock();
         for b in removed {
             repl.forget_block(b.block_id);
-            for dn in b.replicas.iter() {
+            // Finalized replicas, and those still being written in the
+            // block's pipeline (a file deleted or a block abandoned mid-write).
+            let mut holders: Vec<_> = b.replicas.iter().collect();
+            for d in uc.take_expected(b.block_id) {
+                if !holders.contains(&d) {
+                    holders.push(d);
+                }
+            }
+            for dn in holders {
                 dm.invalidate(dn, ExtendedBlock { block_id: b.block_id, generation_stamp: b.gen_stamp, num_bytes: b.num_bytes });
             }
         }
@@ -198,8 +212,24 @@ impl Namesystem {
             return Err(NamenodeError::req(ErrorKind::SafeMode, self.safemode.refusal("change the namespace")));
         }
         let mut removed = Vec::new();
-        let (txid, out) = f(&mut self.state.write(), &mut removed)?;
+        let (txid, out) = {
+            let mut st = self.state.write();
+            let done = f(&mut st, &mut removed)?;
+            // Until the removal is durable, reports of these blocks' replicas
+            // must not delete them as unknown.
+            if !removed.is_empty() {
+                self.unsynced_removals.lock().extend(removed.iter().map(|b| b.block_id));
+            }
+            done
+        };
+        // (On a failed sync the ids stay: the namespace is read-only now.)
         self.durable(txid).await?;
+        if !removed.is_empty() {
+            let mut unsynced = self.unsynced_removals.lock();
+            for b in &removed {
+                unsynced.remove(&b.block_id);
+            }
+        }
         // Only a durable removal may delete replicas: were the log lost, the
         // replayed namespace would still need them.
         self.invalidate(removed);
@@ -249,6 +279,7 @@ impl Namesystem {
         let ctx = self.ctx(&ugi);
         self.mutate_with(|st, removed| {
             let plan = st.prep_add_block(&ctx, &p, previous)?;
+            self.check_not_recovering(st, &p, plan.file)?;
             let targets: Vec<DatanodeId> = {
                 let mut dm = self.datanodes.lock();
                 let t = dm.place_new_block(&p, plan.replication as usize, plan.block_size, client_host, excluded)?;
@@ -279,7 +310,16 @@ impl Namesystem {
         let p = normalize(path)?;
         let ugi = self.ugi(caller);
         let ctx = self.ctx(&ugi);
-        self.mutate(|st| Ok((st.prep_abandon_block(&ctx, &p, block)?.into_iter().collect(), ()))).await?;
+        self.mutate(|st| {
+            let op = st.prep_abandon_block(&ctx, &p, block)?;
+            if op.is_some()
+                && let Some(file) = st.lookup(&p)
+            {
+                self.check_not_recovering(st, &p, file)?;
+            }
+            Ok((op.into_iter().collect(), ()))
+        })
+        .await?;
         self.uc.lock().forget(block.block_id);
         Ok(())
     }
@@ -289,7 +329,13 @@ impl Namesystem {
         let ugi = self.ugi(caller);
         let ctx = self.ctx(&ugi);
         self.mutate(|st| {
-            Ok(match st.prep_complete(&ctx, &p, last)? {
+            let plan = st.prep_complete(&ctx, &p, last)?;
+            if !matches!(plan, CompletePlan::AlreadyClosed)
+                && let Some(file) = st.lookup(&p)
+            {
+                self.check_not_recovering(st, &p, file)?;
+            }
+            Ok(match plan {
                 CompletePlan::AlreadyClosed => (Vec::new(), true),
                 CompletePlan::NotReplicated => (Vec::new(), false),
                 CompletePlan::Close(op) => (vec![op], true),

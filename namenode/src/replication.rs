@@ -151,6 +151,9 @@ pub(crate) struct Replication {
     corrupt: HashMap<u64, Vec<CorruptMark>>,
     excess: HashMap<u64, Vec<DnIndex>>,
     dirty: HashSet<u64>,
+    /// Over-replicated blocks with a replica on a node whose contents are
+    /// stale: nothing is trimmed until its block report (HDFS postpones too).
+    postponed: HashSet<u64>,
     /// The whole block map must be checked (at start, after safe mode,
     /// when racks moved).
     pub(crate) rescan: bool,
@@ -173,6 +176,7 @@ impl Default for Replication {
             corrupt: HashMap::new(),
             excess: HashMap::new(),
             dirty: HashSet::new(),
+            postponed: HashSet::new(),
             rescan: true,
             scan_next: None,
             decommissioning: HashMap::new(),
@@ -229,6 +233,12 @@ impl Replication {
             self.dirty.remove(id);
         }
         ids
+    }
+
+    /// A block report arrived: postponed blocks are checked again.
+    pub(crate) fn recheck_postponed(&mut self) {
+        let ids: Vec<u64> = self.postponed.drain().collect();
+        self.dirty.extend(ids);
     }
 
     #[cfg(test)]
@@ -293,6 +303,7 @@ impl Replication {
         self.corrupt.remove(&id);
         self.excess.remove(&id);
         self.dirty.remove(&id);
+        self.postponed.remove(&id);
     }
 }
 

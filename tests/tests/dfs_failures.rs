@@ -62,6 +62,22 @@ async fn datanode_killed_mid_write_the_write_survives_and_blocks_are_rereplicate
     // And the re-replicated copies are good.
     let back = cluster.client().await?.read_all("/survivor.bin").await?;
     assert!(back.as_ref() == data.as_slice());
+
+    // The dead datanode comes back with its old replicas (the first blocks,
+    // finalized before the kill, and the partial one with a stale stamp):
+    // they are excess or stale now and get deleted.
+    cluster.restart("datanode-0")?;
+    let ids: Vec<u64> = fsck_blocks(&client, "/survivor.bin").await.iter().map(|b| b.0).collect();
+    let rbw = cluster.data_dir("datanode-0").join("current").join("rbw");
+    eventually(Duration::from_secs(90), || async {
+        let on_disk_ok = ids.iter().all(|id| cluster.replica_files(*id).len() == 3);
+        let rbw_empty = std::fs::read_dir(&rbw).map(|d| d.count() == 0).unwrap_or(true);
+        let report = client.fsck("/", FsckOptions::default()).await;
+        on_disk_ok && rbw_empty && report.is_ok_and(|r| r.is_healthy() && r.summary.over_replicated_blocks == 0)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}: replicas on disk {:?}", ids.iter().map(|id| cluster.replica_files(*id).len()).collect::<Vec<_>>()))?;
+    assert!(client.read_all("/survivor.bin").await?.as_ref() == data.as_slice());
     Ok(())
 }
 

@@ -79,6 +79,7 @@ async fn measure(cluster: &LocalCluster, args: &RereplicationArgs) -> anyhow::Re
     let victim = "datanode-1";
     let victim_dir = cluster.dir().join("data").join(victim);
     let pattern = pattern();
+    client.mkdirs("/bench/rerep", None, true).await?;
     let fill = Instant::now();
     let mut written = 0u64;
     let mut files = 0;
@@ -102,7 +103,7 @@ async fn measure(cluster: &LocalCluster, args: &RereplicationArgs) -> anyhow::Re
         args.replication,
         fill.elapsed().as_secs_f64(),
         victim_data >> 20,
-        victim_files.len()
+        victim_files.len() / 2
     );
 
     let baseline = baseline_copy(cluster.dir(), &victim_files)?;
@@ -157,7 +158,7 @@ async fn measure(cluster: &LocalCluster, args: &RereplicationArgs) -> anyhow::Re
 }
 
 /// Bytes of finalized replica data under a datanode's directory, and the
-/// replica files (data and meta).
+/// replica files (data and meta: two per replica).
 fn replica_bytes(dir: &Path) -> anyhow::Result<(u64, Vec<PathBuf>)> {
     let mut total = 0;
     let mut files = Vec::new();

@@ -59,6 +59,12 @@ impl std::fmt::Display for PipelineFailure {
 
 type AckResult = Result<(), PipelineFailure>;
 
+/// Extra wait per datanode of a pipeline (HDFS `READ_TIMEOUT_EXTENSION`).
+/// Each datanode waits on its downstream this much longer per node after
+/// it, and the client longest, so the node next to a hung one gives up
+/// first and names it; the client would otherwise blame the first node.
+const TIMEOUT_EXTENSION: Duration = Duration::from_secs(5);
+
 /// How the datanodes set up their replicas for a pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stage {
@@ -123,6 +129,8 @@ impl Pipeline {
             Err(_) => return Err(at(format!("connect timed out after {io_timeout:?}"))),
         };
         let _ = stream.set_nodelay(true);
+        // Every later wait covers the whole pipeline.
+        let io_timeout = io_timeout + TIMEOUT_EXTENSION * targets.len().min(64) as u32;
         let req = OpRequest {
             protocol_version: PROTOCOL_VERSION,
             op: Some(op_request::Op::WriteBlock(OpWriteBlock {
@@ -553,6 +561,57 @@ mod tests {
         assert_eq!(op.stage, op_write_block::Stage::PipelineRecovery as i32);
         assert_eq!(op.recovery_length, 1024);
         assert_eq!(op.block.map(|b| b.generation_stamp), Some(7));
+    }
+
+    /// A fake head of a two-node pipeline whose downstream hangs: like a
+    /// real datanode it answers only once its own (shorter) wait on the
+    /// downstream ran out, later than the client's base socket timeout,
+    /// naming the downstream node; then the same for the first packet's ack.
+    async fn head_of_a_hung_pipeline(delay: Duration) -> (String, JoinHandle<()>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let h = tokio::spawn(async move {
+            for fail_setup in [true, false] {
+                let (mut s, _) = l.accept().await.unwrap();
+                let _req: OpRequest = read_message_async(&mut s).await.unwrap();
+                if !fail_setup {
+                    write_message_async(&mut s, &OpResponse::default()).await.unwrap();
+                    let p = tusk_proto::transfer::read_packet_async(&mut s, 512).await.unwrap();
+                    tokio::time::sleep(delay).await;
+                    let statuses = vec![TransferStatus::Success as i32, TransferStatus::Error as i32];
+                    let ack = PipelineAck { seqno: p.header.seqno, statuses, message: "downstream timed out".into() };
+                    write_message_async(&mut s, &ack).await.unwrap();
+                    let _ = tusk_proto::transfer::read_packet_async(&mut s, 512).await;
+                    return;
+                }
+                tokio::time::sleep(delay).await;
+                let resp = OpResponse {
+                    status: TransferStatus::Error as i32,
+                    first_bad_node: "dn2:1".into(),
+                    message: "downstream timed out".into(),
+                    ..Default::default()
+                };
+                write_message_async(&mut s, &resp).await.unwrap();
+            }
+        });
+        (addr, h)
+    }
+
+    #[tokio::test]
+    async fn the_wait_grows_with_the_pipeline_so_the_datanodes_name_a_hung_node() {
+        let base = Duration::from_millis(300);
+        let (addr, _dn) = head_of_a_hung_pipeline(base * 3).await;
+        let mut targets = target(&addr);
+        targets.push(DatanodeId { transfer_addr: "dn2:1".into(), ..Default::default() });
+        let block = ExtendedBlock { block_id: 1, generation_stamp: 1, num_bytes: 0 };
+        let f = match Pipeline::open(&block, &targets, "c", base, 4, Stage::Create).await {
+            Ok(_) => panic!("setup should fail"),
+            Err(f) => f,
+        };
+        assert_eq!(f.bad_node.as_deref(), Some("dn2:1"), "{f}");
+        let mut p = Pipeline::open(&block, &targets, "c", base, 4, Stage::Create).await.unwrap();
+        let f = send_until_failure(&mut p, 1).await;
+        assert_eq!(f.bad_node.as_deref(), Some("dn2:1"), "{f}");
     }
 
     #[tokio::test]

@@ -119,6 +119,10 @@ impl Storage {
         let refused = |message: String| DatanodeError::RecoveryRefused { block_id, message };
         let (volume, old_gs, shared_len, moved) = {
             let mut map = self.map.lock();
+            // A stale request must not stop the writer of a newer replica.
+            if let Some(gs) = map.rbw.get(&block_id).map(|e| e.gen_stamp).filter(|&gs| gs > new_gs) {
+                return Err(refused(format!("replica has generation stamp {gs}, newer than {new_gs}")));
+            }
             self.wait_writer_gone(&mut map, block_id)?;
             match why {
                 Reopen::Pipeline => {
@@ -304,8 +308,16 @@ impl Storage {
     /// stopped, or finalized) with a generation stamp not newer than
     /// `max_gs`, for pipeline recovery's copy to a replacement datanode.
     pub(crate) fn open_prefix(&self, block_id: u64, max_gs: u64, len: u64) -> Result<ReplicaReader, DatanodeError> {
+        let newer = |gs: u64| DatanodeError::ReplicaNotFound {
+            block_id,
+            reason: format!("replica has generation stamp {gs}, newer than {max_gs}"),
+        };
         let (gs, data_path, meta_path) = {
             let mut map = self.map.lock();
+            // A stale request must not stop the writer of a newer replica.
+            if let Some(gs) = map.rbw.get(&block_id).map(|e| e.gen_stamp).filter(|&gs| gs > max_gs) {
+                return Err(newer(gs));
+            }
             self.wait_writer_gone(&mut map, block_id)?;
             if let Some(e) = map.rbw.get(&block_id) {
                 let v = &self.volumes[e.volume];
@@ -318,10 +330,7 @@ impl Storage {
             }
         };
         if gs > max_gs {
-            return Err(DatanodeError::ReplicaNotFound {
-                block_id,
-                reason: format!("replica has generation stamp {gs}, newer than {max_gs}"),
-            });
+            return Err(newer(gs));
         }
         ReplicaReader::open_prefix(block_id, gs, data_path, meta_path, len)
     }

@@ -33,6 +33,10 @@ impl Node {
     }
 
     async fn start_with(max_xceivers: u32) -> Node {
+        Node::start_opts(max_xceivers, Duration::from_secs(20)).await
+    }
+
+    async fn start_opts(max_xceivers: u32, socket_timeout: Duration) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let storage = Arc::new(Storage::open(&[dir.path().join("d")], 0, false).unwrap());
         let listener = TransferServer::bind("127.0.0.1:0").await.unwrap();
@@ -43,7 +47,7 @@ impl Node {
             storage: Arc::clone(&storage),
             sink: sink.clone(),
             self_addr: addr.clone(),
-            socket_timeout: Duration::from_secs(20),
+            socket_timeout,
             max_xceivers,
             xceivers: Arc::clone(&xceivers),
         });

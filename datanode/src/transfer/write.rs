@@ -11,7 +11,8 @@
 //!   and renamed to the new generation stamp before the request goes
 //!   downstream; packets then continue from `recovery_length`; finalized
 //!   and reported at the last packet. Too few valid bytes: ERROR naming
-//!   this datanode.
+//!   this datanode (no replica at all is fine when 0 bytes are kept: a
+//!   replacement added before the first ack starts an empty one).
 //! - TRANSFER_RBW: a new replica (packets from offset 0) that stays in rbw
 //!   at the last packet (not finalized, not reported), released before the
 //!   last ack so the PIPELINE_RECOVERY that follows can take it at once.
@@ -25,6 +26,7 @@
 use std::io::{BufReader, BufWriter, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::mpsc;
+use std::time::Duration;
 use tusk_proto::PROTOCOL_VERSION;
 use tusk_proto::dfs::op_request::Op;
 use tusk_proto::dfs::op_write_block::Stage;
@@ -34,6 +36,16 @@ use tusk_proto::transfer::{read_message, read_packet, verify_checksums, write_me
 use super::{TransferContext, connect, error_response, respond, split};
 use crate::error::DatanodeError;
 use crate::storage::{RbwReplica, Reopen};
+
+/// Extra wait on a downstream datanode per node in the pipeline after this
+/// one (HDFS `READ_TIMEOUT_EXTENSION`): the node next to a hung one gives
+/// up first and names it, before the nodes upstream give up on it.
+const TIMEOUT_EXTENSION: Duration = Duration::from_secs(5);
+
+/// Socket timeout towards a downstream with `nodes` datanodes in it.
+fn downstream_timeout(base: Duration, nodes: usize) -> Duration {
+    base + TIMEOUT_EXTENSION * nodes.min(64) as u32
+}
 
 /// What the responder must do for one packet.
 struct AckItem {
@@ -78,7 +90,14 @@ pub(super) fn serve(
     let block_id = block.block_id;
     let opened = match stage {
         Stage::PipelineRecovery => {
-            ctx.storage.reopen_rbw(block_id, block.generation_stamp, op.recovery_length, Reopen::Pipeline)
+            match ctx.storage.reopen_rbw(block_id, block.generation_stamp, op.recovery_length, Reopen::Pipeline) {
+                // A replacement added before any byte was acknowledged has
+                // no replica yet: it has all 0 bytes to keep.
+                Err(DatanodeError::ReplicaNotFound { .. }) if op.recovery_length == 0 => {
+                    ctx.storage.create_rbw(block_id, block.generation_stamp)
+                }
+                opened => opened,
+            }
         }
         Stage::Create | Stage::Transfer | Stage::TransferRbw => {
             ctx.storage.create_rbw(block_id, block.generation_stamp)
@@ -135,6 +154,7 @@ pub(super) fn serve(
         None => (None, None, String::new(), None),
     };
     let up_peer = peer.to_string();
+    let forward_to = down_addr.clone();
     let responder = std::thread::Builder::new()
         .name(format!("responder-blk_{block_id}"))
         .spawn(move || respond_loop(rx, up_out, down_in, &down_addr, &up_peer))
@@ -142,7 +162,8 @@ pub(super) fn serve(
 
     let finalize = stage != Stage::TransferRbw;
     let mut slot = Some(replica);
-    let result = receive_packets(ctx, peer, &mut up_in, down_out.as_mut(), &mut slot, finalize, &tx);
+    let down = down_out.as_mut().map(|out| (out, forward_to.as_str()));
+    let result = receive_packets(ctx, peer, &mut up_in, down, &mut slot, finalize, &tx);
     if let Some(r) = slot.take() {
         if result.is_err() && !keep_on_failure {
             r.abort();
@@ -175,6 +196,11 @@ fn setup_downstream(
 ) -> Result<(Downstream, OpResponse), DatanodeError> {
     let addr = op.downstream.first().map(|d| d.transfer_addr.clone()).unwrap_or_default();
     let stream = connect(&addr, ctx.socket_timeout)?;
+    let wait = downstream_timeout(ctx.socket_timeout, op.downstream.len());
+    stream
+        .set_read_timeout(Some(wait))
+        .and_then(|_| stream.set_write_timeout(Some(wait)))
+        .map_err(|e| DatanodeError::transfer(&addr, e.into()))?;
     if let Ok(s) = stream.try_clone() {
         replica.watch_sockets(vec![s]);
     }
@@ -195,7 +221,7 @@ fn receive_packets(
     ctx: &TransferContext,
     peer: &str,
     up_in: &mut BufReader<TcpStream>,
-    mut down_out: Option<&mut BufWriter<TcpStream>>,
+    mut down_out: Option<(&mut BufWriter<TcpStream>, &str)>,
     slot: &mut Option<RbwReplica>,
     finalize: bool,
     tx: &mpsc::Sender<AckItem>,
@@ -213,8 +239,9 @@ fn receive_packets(
         let pkt = read_packet(up_in, bpc).map_err(|e| DatanodeError::transfer(peer, e))?;
         let h = pkt.header;
         let Some(r) = slot.as_mut() else { return Ok(()) };
-        // The empty end-of-block packet may carry any offset.
-        if h.data_len > 0 && h.offset_in_block != r.len() {
+        // Data continues the replica; the last packet ends it where the
+        // sender's block ends (never finalize a replica of another length).
+        if (h.data_len > 0 || h.last_packet) && h.offset_in_block != r.len() {
             let message = format!("packet {} starts at offset {}, expected {}", h.seqno, h.offset_in_block, r.len());
             return own_error(h.seqno, DatanodeError::BadPacket { block_id, status: TransferStatus::ErrorInvalid, message });
         }
@@ -231,14 +258,20 @@ fn receive_packets(
             return own_error(h.seqno, DatanodeError::BadPacket { block_id, status: TransferStatus::ErrorChecksum, message });
         }
         let mut down = DownstreamSlot::None;
-        if let Some(out) = down_out.as_mut() {
+        let mut forward_failed = None;
+        if let Some((out, addr)) = down_out.as_mut() {
             let sent = write_packet(out, &h, &pkt.checksums, &pkt.data).and_then(|_| Ok(out.flush()?));
             down = match sent {
                 Ok(()) => DownstreamSlot::Ack,
-                Err(e) => DownstreamSlot::Failed(e.to_string()),
+                Err(e) => {
+                    forward_failed = Some(DatanodeError::PeerRefused {
+                        peer: addr.to_string(),
+                        message: format!("block {block_id}: forwarding packet {}: {e}", h.seqno),
+                    });
+                    DownstreamSlot::Failed(e.to_string())
+                }
             };
         }
-        let forward_failed = matches!(down, DownstreamSlot::Failed(_));
         if let Err(e) = r.append(&pkt.data, &pkt.checksums) {
             // A full disk or a failing one: what was written is not trusted.
             if let Some(r) = slot.take() {
@@ -246,9 +279,9 @@ fn receive_packets(
             }
             return own_error(h.seqno, e);
         }
-        if forward_failed {
+        if let Some(e) = forward_failed {
             queue(h.seqno, TransferStatus::Success, String::new(), down, true);
-            return Err(DatanodeError::PeerRefused { peer: "downstream".into(), message: "forwarding failed".into() });
+            return Err(e);
         }
         if h.last_packet {
             let Some(r) = slot.take() else { return Ok(()) };

@@ -250,7 +250,10 @@ impl FsState {
         let id = r.target().ok_or_else(|| NamenodeError::not_found(p))?;
         let f = self.inode(id)?.file().ok_or_else(|| err(ErrorKind::IsADirectory, format!("{p}: is a directory")))?;
         if f.client.is_none() {
-            let matches = last.map(|b| b.block_id) == f.blocks.last();
+            // A retried complete names the last block as it was closed; a
+            // lease recovery closed it with another stamp (and length).
+            let closed = f.blocks.last().map(|id| (id, self.blocks.get(id).map(|b| b.gen_stamp)));
+            let matches = last.map(|b| (b.block_id, Some(b.generation_stamp))) == closed;
             if matches {
                 return Ok(CompletePlan::AlreadyClosed);
             }

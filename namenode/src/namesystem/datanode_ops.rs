@@ -11,6 +11,7 @@ use tusk_proto::dfs::{
 use tusk_proto::error::ErrorKind;
 
 use super::Namesystem;
+use crate::blocks::DnIndex;
 use crate::error::{NamenodeError, Result};
 use crate::replication::under_construction;
 
@@ -75,9 +76,28 @@ impl Namesystem {
         })
     }
 
-    /// Records a heartbeat and returns the node's pending commands.
+    /// Records a heartbeat and returns the node's pending commands (no
+    /// deletions in safe mode: they stay queued until it ends).
     pub(crate) fn heartbeat(&self, uuid: &str, storage: StorageReport, xceivers: u32) -> Vec<DatanodeCommand> {
-        self.datanodes.lock().heartbeat(uuid, storage, xceivers).unwrap_or_else(|| vec![reregister()])
+        let deletes = !self.safemode.is_on();
+        self.datanodes.lock().heartbeat(uuid, storage, xceivers, deletes).unwrap_or_else(|| vec![reregister()])
+    }
+
+    /// The DeleteBlocks commands answering a block report, or, in safe
+    /// mode, nothing: the deletions are queued and sent with heartbeats once
+    /// safe mode ends (an operator may still be bringing replicas back).
+    pub(super) fn report_deletes(&self, idx: DnIndex, delete: Vec<ExtendedBlock>) -> Vec<DatanodeCommand> {
+        if self.safemode.is_on() {
+            let mut dm = self.datanodes.lock();
+            for b in delete {
+                dm.invalidate(idx, b);
+            }
+            return Vec::new();
+        }
+        delete
+            .chunks(1000)
+            .map(|c| DatanodeCommand { command: Some(Command::Delete(DeleteBlocksCommand { blocks: c.to_vec() })) })
+            .collect()
     }
 
     /// Reconciles a full block report: unknown or stale replicas are to be
@@ -94,6 +114,7 @@ impl Namesystem {
         let mut keep = HashSet::with_capacity(replicas.len());
         let mut delete = Vec::new();
         let mut added = Vec::new();
+        let unsynced = self.unsynced_removals.lock().clone();
         for r in replicas {
             match st.blocks.get_mut(r.block_id) {
                 Some(b) if r.generation_stamp >= b.gen_stamp => {
@@ -102,6 +123,8 @@ impl Namesystem {
                     }
                     keep.insert(r.block_id);
                 }
+                // Its removal is being synced; its deletion follows then.
+                None if unsynced.contains(&r.block_id) => {}
                 _ => delete.push(ext(r)),
             }
         }
@@ -117,14 +140,12 @@ impl Namesystem {
                         repl.note(*id);
                     }
                 }
+                repl.recheck_postponed();
             }
         }
         drop(st);
         tracing::debug!("block report from {uuid}: {} replicas, {} to delete", replicas.len(), delete.len());
-        delete
-            .chunks(1000)
-            .map(|c| DatanodeCommand { command: Some(Command::Delete(DeleteBlocksCommand { blocks: c.to_vec() })) })
-            .collect()
+        self.report_deletes(idx, delete)
     }
 
     /// Applies an incremental report. Unknown or stale received replicas are
@@ -138,18 +159,20 @@ impl Namesystem {
                 format!("datanode {uuid} is not registered; register again"),
             ));
         };
-        // Replicas finalized by a block recovery carry its recovery id before
-        // the recovery commits (lock order: `uc` before `repl`).
-        let recovered: Vec<(u64, u64)> = {
-            let uc = self.uc.lock();
-            received.iter().filter_map(|r| uc.recovery_id(r.block_id).map(|id| (r.block_id, id))).collect()
+        let unsynced: Vec<u64> = {
+            let u = self.unsynced_removals.lock();
+            received.iter().map(|r| r.block_id).filter(|id| u.contains(id)).collect()
         };
         let mut repl = self.repl.lock();
         let noting = self.noting();
         for r in received {
             let open = under_construction(&st, r.block_id);
             match st.blocks.get_mut(r.block_id) {
-                Some(b) if r.generation_stamp == b.gen_stamp || recovered.contains(&(r.block_id, r.generation_stamp)) => {
+                // A block being written keeps the writer's stamp while block
+                // recoveries finalize replicas with their (newer) recovery
+                // ids, of this attempt or of one that timed out: newer than
+                // the block, such a replica is no stale one (as in a full report).
+                Some(b) if r.generation_stamp == b.gen_stamp || (open && r.generation_stamp > b.gen_stamp) => {
                     b.replicas.add(idx);
                     dm.replica_received(idx);
                     let was_pending = repl.pending.received(r.block_id, idx);
@@ -157,11 +180,15 @@ impl Namesystem {
                         repl.note(r.block_id);
                     }
                 }
+                None if unsynced.contains(&r.block_id) => {}
                 _ => dm.invalidate(idx, ext(r)),
             }
         }
         for r in deleted {
+            // A deleted replica older than the block was a stale one: the
+            // location (if any) is of a current replica reported since.
             if let Some(b) = st.blocks.get_mut(r.block_id)
+                && r.generation_stamp >= b.gen_stamp
                 && b.replicas.remove(idx)
             {
                 repl.replica_gone(r.block_id, idx);

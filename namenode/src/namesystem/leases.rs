@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use tusk_proto::dfs::{
-    Caller, CommitBlockSynchronizationRequest, DatanodeCommand, DeleteBlocksCommand, ExtendedBlock, RecoverBlockCommand,
+    Caller, CommitBlockSynchronizationRequest, DatanodeCommand, ExtendedBlock, RecoverBlockCommand,
     ReplicaReport, datanode_command::Command,
 };
 use tusk_proto::error::ErrorKind;
@@ -29,6 +29,7 @@ use tusk_proto::nnstorage::{self as ns, edit_op::Op};
 use super::{Namesystem, normalize};
 use crate::blocks::DnIndex;
 use crate::error::{NamenodeError, Result};
+use crate::namespace::FsState;
 use crate::namespace::ops::edit;
 use crate::namespace::permission::WRITE;
 
@@ -67,6 +68,12 @@ impl UcBlocks {
         self.recovering.get(&block_id).map(|r| r.recovery_id)
     }
 
+    /// Forgets a block that left the namespace; returns its expected locations.
+    pub(crate) fn take_expected(&mut self, block_id: u64) -> Vec<DnIndex> {
+        self.recovering.remove(&block_id);
+        self.expected.remove(&block_id).unwrap_or_default()
+    }
+
     /// The block is complete, abandoned or gone.
     pub(crate) fn forget(&mut self, block_id: u64) {
         self.expected.remove(&block_id);
@@ -89,6 +96,22 @@ fn ext(id: u64, gen_stamp: u64, num_bytes: u64) -> ExtendedBlock {
 }
 
 impl Namesystem {
+    /// Refuses the writer's changes to file `file` while a block recovery
+    /// runs on its last block: the recovery took the file from its writer
+    /// (HDFS reassigns the lease), who must not commit a length, a stamp or
+    /// a new block behind its back (the recovery would then close the file
+    /// at a length the writer never agreed to, or not at all).
+    pub(crate) fn check_not_recovering(&self, st: &FsState, p: &str, file: u64) -> Result<()> {
+        let Some(last) = st.inode(file)?.file().and_then(|f| f.blocks.last()) else { return Ok(()) };
+        match self.uc.lock().recovery_id(last) {
+            Some(id) => Err(NamenodeError::req(
+                ErrorKind::LeaseConflict,
+                format!("{p}: lease recovery {id} of block {last} is in progress; the writer no longer holds the lease"),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Files whose lease passed the hard limit, and files whose block
     /// recovery timed out; each is (re)recovered. Called by the lease monitor.
     pub(crate) async fn check_leases(&self) -> usize {
@@ -288,6 +311,7 @@ impl Namesystem {
         let mut delete = Vec::new();
         for r in rbw {
             match st.blocks.get(r.block_id) {
+                None if self.unsynced_removals.lock().contains(&r.block_id) => {}
                 None => delete.push(ext(r.block_id, r.generation_stamp, r.num_bytes)),
                 Some(b) if r.generation_stamp < b.gen_stamp => delete.push(ext(r.block_id, r.generation_stamp, r.num_bytes)),
                 Some(b) => {
@@ -302,10 +326,12 @@ impl Namesystem {
                 }
             }
         }
+        drop(uc);
+        drop(st);
         if delete.is_empty() {
             return Vec::new();
         }
         tracing::info!("datanode {uuid}: {} stale replicas being written are to be deleted", delete.len());
-        vec![DatanodeCommand { command: Some(Command::Delete(DeleteBlocksCommand { blocks: delete })) }]
+        self.report_deletes(idx, delete)
     }
 }

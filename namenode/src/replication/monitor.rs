@@ -137,7 +137,12 @@ impl Work<'_> {
                 }
             }
         }
-        if !c.under_construction && c.live > c.expected {
+        let stale_holder = || c.nodes(ReplicaKind::Live).any(|d| self.dm.get(d).is_some_and(|n| n.contents_stale));
+        if !c.under_construction && c.live > c.expected && stale_holder() {
+            // A holder restarted and has not re-reported: its replica may be
+            // gone, so trimming another could leave too few (or none).
+            self.r.postponed.insert(id);
+        } else if !c.under_construction && c.live > c.expected {
             let victims = excess::choose(&c, self.dm, self.r.pending.source(id));
             for dn in &victims {
                 tracing::info!("block {id}: {} live replicas for {} wanted; deleting the one on {}", c.live, c.expected, self.name(*dn));

@@ -140,7 +140,7 @@ impl ClientProtocol for ClientService {
     async fn update_pipeline(&self, req: Request<UpdatePipelineRequest>) -> Res<UpdatePipelineResponse> {
         let r = req.get_ref();
         let block = r.block.as_ref().ok_or_else(|| NamenodeError::invalid(format!("{}: update_pipeline without a block", r.path)))?;
-        self.ns.update_pipeline(caller(&r.caller)?, &r.path, block, &r.datanode_uuids)?;
+        self.ns.update_pipeline(caller(&r.caller)?, &r.path, block, &r.datanode_uuids).await?;
         Ok(Response::new(UpdatePipelineResponse {}))
     }
 

@@ -94,8 +94,17 @@ async fn decommission_drains_then_persists_across_a_restart() {
     assert_eq!(admin(&ns, &dn[0]).0, AdminState::Normal);
 }
 
+fn kill(ns: &Namesystem, uuid: &str) {
+    {
+        let mut dm = ns.datanodes.lock();
+        let idx = dm.live_index(uuid).unwrap();
+        dm.age(idx, std::time::Duration::from_secs(3600));
+    }
+    assert_eq!(ns.check_dead_nodes(), 1);
+}
+
 #[tokio::test]
-async fn a_dead_node_is_decommissioned_at_once_and_waits_for_a_block_report_otherwise() {
+async fn a_node_dying_while_draining_waits_for_its_blocks_and_a_live_one_for_a_block_report() {
     let ns = Namesystem::in_memory(NamenodeConfig::default(), "root");
     let dn: Vec<String> = (1..=3).map(|n| register(&ns, n)).collect();
     let b = file_on(&ns, "/f", 1, &[&dn[0]]).await;
@@ -108,14 +117,53 @@ async fn a_dead_node_is_decommissioned_at_once_and_waits_for_a_block_report_othe
     assert_eq!(admin(&ns, &dn[0]), (AdminState::DecommissionInProgress, 1));
     let t = transfers(&hb(&ns, &dn[0]));
     assert_eq!(t.len(), 1);
-    {
-        let mut dm = ns.datanodes.lock();
-        let idx = dm.live_index(&dn[0]).unwrap();
-        dm.age(idx, std::time::Duration::from_secs(3600));
-    }
-    ns.check_dead_nodes();
+    let target = t[0].1[0].clone();
+    kill(&ns, &dn[0]);
+    ns.replication_tick();
+    ns.replication_tick();
+    assert_eq!(
+        admin(&ns, &dn[0]),
+        (AdminState::DecommissionInProgress, 1),
+        "its replica was the block's last one: not safe to take away"
+    );
+    // The copy made before it died is reported: nothing needs it any more.
+    ns.incremental_report(&target, &[rep(&b)], &[]).unwrap();
     ns.replication_tick();
     assert_eq!(admin(&ns, &dn[0]).0, AdminState::Decommissioned);
-    let infos = ns.datanode_admin(&su(), &dn[1], AdminAction::Recommission).unwrap();
+    // A node already dead when decommissioned is decommissioned at once.
+    let other = dn.iter().find(|d| **d != target && **d != dn[0]).unwrap().clone();
+    kill(&ns, &other);
+    let infos = ns.datanode_admin(&su(), &other, AdminAction::Decommission).unwrap();
+    assert_eq!(infos[0].admin_state(), AdminState::Decommissioned);
+    let infos = ns.datanode_admin(&su(), &target, AdminAction::Recommission).unwrap();
     assert_eq!(infos[0].admin_state(), AdminState::Normal, "recommissioning a normal node is a no-op");
+}
+
+#[tokio::test]
+async fn replicas_reaching_a_draining_node_late_are_copied_before_it_is_done() {
+    let ns = Namesystem::in_memory(NamenodeConfig::default(), "root");
+    let dn: Vec<String> = (1..=3).map(|n| register(&ns, n)).collect();
+    let a = file_on(&ns, "/a", 1, &[&dn[0]]).await;
+    // /b's pipeline was set up before the decommission began.
+    ns.create(&su(), "/b", 0, false, false, 1, 0).await.unwrap();
+    let bb = ns.add_block(&su(), "/b", None, &[], "").await.unwrap().block.unwrap();
+    let bb = tusk_proto::dfs::ExtendedBlock { num_bytes: 100, ..bb };
+    ns.datanode_admin(&su(), &dn[0], AdminAction::Decommission).unwrap();
+    ns.block_report(&dn[0], &[rep(&a)]);
+    ns.replication_tick();
+    assert_eq!(admin(&ns, &dn[0]), (AdminState::DecommissionInProgress, 1));
+    let t = transfers(&hb(&ns, &dn[0]));
+    assert_eq!(t.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![a.block_id]);
+    // /b's only replica lands on the draining node, and /b is closed.
+    ns.incremental_report(&dn[0], &[rep(&bb)], &[]).unwrap();
+    assert!(ns.complete(&su(), "/b", Some(&bb)).await.unwrap());
+    // /a's copy arrives: /b still needs the node.
+    ns.incremental_report(&t[0].1[0], &[rep(&a)], &[]).unwrap();
+    ns.replication_tick();
+    assert_eq!(admin(&ns, &dn[0]), (AdminState::DecommissionInProgress, 1));
+    let t = transfers(&hb(&ns, &dn[0]));
+    assert_eq!(t.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![bb.block_id], "the late block is copied too");
+    ns.incremental_report(&t[0].1[0], &[rep(&bb)], &[]).unwrap();
+    ns.replication_tick();
+    assert_eq!(admin(&ns, &dn[0]), (AdminState::Decommissioned, 0));
 }

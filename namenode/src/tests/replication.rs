@@ -380,3 +380,43 @@ async fn racks_follow_the_topology_file() {
     assert_eq!(l.blocks[0].locations[0].rack, "/r9");
     assert_eq!(l.blocks[0].block.unwrap().block_id, b.block_id);
 }
+
+#[tokio::test]
+async fn nothing_is_deleted_in_safe_mode() {
+    let (ns, dn, _d) = cluster(2, None);
+    let b = file_on(&ns, "/f", 1, &[&dn[0]]).await;
+    ns.safemode.enter();
+    let unknown = |id: u64| ReplicaReport { block_id: id, generation_stamp: 1, num_bytes: 5 };
+    let stale = ReplicaReport { generation_stamp: b.generation_stamp - 1, ..rep(&b) };
+    // Unknown and stale replicas of full, rbw and incremental reports wait.
+    assert!(ns.block_report(&dn[1], &[unknown(900_001), stale]).is_empty());
+    assert!(ns.rbw_report(&dn[1], &[unknown(900_002)]).is_empty());
+    ns.incremental_report(&dn[1], &[unknown(900_003)], &[]).unwrap();
+    assert!(deletes(&hb(&ns, &dn[1])).is_empty(), "no deletion in safe mode");
+    ns.safemode.leave();
+    let mut sent = deletes(&hb(&ns, &dn[1]));
+    sent.sort();
+    let mut want = vec![b.block_id, 900_001, 900_002, 900_003];
+    want.sort();
+    assert_eq!(sent, want);
+    assert_eq!(deletes(&ns.block_report(&dn[1], &[unknown(900_004)])), vec![900_004], "answered at once out of safe mode");
+}
+
+#[tokio::test]
+async fn excess_replicas_wait_for_the_block_report_of_a_restarted_holder() {
+    let (ns, dn, _d) = cluster(2, None);
+    let f = file_on(&ns, "/f", 2, &[&dn[0], &dn[1]]).await;
+    let g = file_on(&ns, "/g", 2, &[&dn[0], &dn[1]]).await;
+    ns.replication_tick();
+    // dn-2 restarts (registers again before it was declared dead); it lost /f's replica.
+    register(&ns, 2);
+    ns.set_replication(&su(), "/f", 1).await.unwrap();
+    ns.set_replication(&su(), "/g", 1).await.unwrap();
+    assert_eq!(ns.replication_tick().invalidated, 0, "dn-2's replicas may be gone");
+    ns.block_report(&dn[1], &[rep(&g)]);
+    assert_eq!(ns.replication_tick().invalidated, 1, "/g is trimmed once dn-2 reported it");
+    assert_eq!(holders(&ns, "/f"), vec![dn[0].clone()], "/f kept its one replica");
+    let trimmed: Vec<u64> = dn.iter().flat_map(|d| deletes(&hb(&ns, d))).collect();
+    assert_eq!(trimmed, vec![g.block_id]);
+    assert_ne!(f.block_id, g.block_id);
+}

@@ -155,15 +155,14 @@ impl Fakes {
                 r
             } else {
                 let len = op.recovery_length as usize;
+                // No replica at all is fine when nothing is to be kept.
                 let bad = members.iter().find(|m| {
-                    script(&c, m).refuse_recovery || c.replicas.get(*m).is_none_or(|r| r.len() < len)
+                    script(&c, m).refuse_recovery || c.replicas.get(*m).map_or(len > 0, |r| r.len() < len)
                 });
                 let r = bad.cloned();
                 if r.is_none() {
                     for m in &members {
-                        if let Some(r) = c.replicas.get_mut(m) {
-                            r.truncate(len);
-                        }
+                        c.replicas.entry(m.clone()).or_default().truncate(len);
                     }
                 }
                 r
@@ -307,6 +306,29 @@ async fn a_bad_middle_node_is_replaced_and_the_rest_resent() {
     assert_eq!(rec.len(), 1);
     assert_eq!((rec[0].2, rec[0].3), (2, 3 * 512), "new stamp, recovery length = acked bytes");
     assert_eq!(c.finalized, vec![(dns[0].transfer_addr.clone(), 2)]);
+}
+
+#[tokio::test]
+async fn a_failure_before_the_first_ack_adds_a_replacement_without_a_copy() {
+    let fakes = Fakes::default();
+    let dns = fakes.start(4).await;
+    let (nn, client) = namenode(&dns[..3], &dns[3..]).await;
+    fakes.script(&dns[0].transfer_addr, Script { fail_at: Some((0, Some(1))), ..Default::default() });
+    let bytes = data(3 * 512 + 5);
+    assert_eq!(write_file(&client, &bytes).await.unwrap(), bytes.len() as u64);
+    let c = fakes.lock();
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
+    assert!(c.transfers.is_empty(), "nothing acknowledged, nothing to copy: {:?}", c.transfers);
+    let recovery = op_write_block::Stage::PipelineRecovery as i32;
+    let rec: Vec<_> = c.setups.iter().filter(|s| s.1 == recovery).collect();
+    assert_eq!(rec.len(), 1, "the replacement joined the first recovery: {rec:?}");
+    assert_eq!(rec[0].3, 0);
+    drop(c);
+    for d in [&dns[0], &dns[2], &dns[3]] {
+        assert_eq!(fakes.replica(&d.transfer_addr), bytes, "replica on {}", d.datanode_uuid);
+    }
+    let st = nn.state();
+    assert_eq!(st.update_pipeline[0].datanode_uuids, uuids(&[&dns[0], &dns[2], &dns[3]]));
 }
 
 #[tokio::test]

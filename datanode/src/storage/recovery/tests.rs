@@ -186,3 +186,39 @@ fn a_prefix_of_an_rbw_replica_ends_with_a_recomputed_checksum() {
     let e = s.open_prefix(8, 3, 3001).err().unwrap();
     assert!(e.to_string().contains("fewer than the 3001"), "{e}");
 }
+
+/// A writer of `id` (gs `gs`) blocked on its socket like a pipeline thread;
+/// it lets go when the socket is shut down. Returns the client end (keeps
+/// the connection open) and the thread, which tells whether it was stopped.
+fn blocked_writer(s: &Arc<Storage>, id: u64, gs: u64) -> (std::net::TcpStream, std::thread::JoinHandle<bool>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (sock, _) = listener.accept().unwrap();
+    let mut w = s.create_rbw(id, gs).unwrap();
+    w.append(&[7; 1024], &crc(&[7; 1024])).unwrap();
+    w.watch_sockets(vec![sock.try_clone().unwrap()]);
+    let t = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut sock = sock;
+        let stopped = matches!(sock.read(&mut [0u8; 1]), Ok(0) | Err(_));
+        drop(w);
+        stopped
+    });
+    (client, t)
+}
+
+#[test]
+fn a_stale_request_is_refused_without_stopping_a_newer_writer() {
+    use std::io::Write;
+    let t = tempfile::tempdir().unwrap();
+    let s = open(t.path());
+    let (mut client, writer) = blocked_writer(&s, 12, 5);
+    // A copy for a recovery of stamp 4, and a recovery to stamp 4.
+    let e = s.open_prefix(12, 4, 512).err().unwrap();
+    assert!(e.to_string().contains("newer than 4"), "{e}");
+    let e = s.reopen_rbw(12, 4, 512, Reopen::Pipeline).err().unwrap();
+    assert!(e.to_string().contains("newer than 4"), "{e}");
+    assert_eq!(s.rbw_replica(12), Some((5, 1024, true)), "the writer of stamp 5 still owns its replica");
+    client.write_all(&[1]).unwrap();
+    assert!(!writer.join().unwrap(), "the writer was not stopped");
+}

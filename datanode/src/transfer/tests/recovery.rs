@@ -175,9 +175,34 @@ async fn recovery_on_a_node_with_too_few_bytes_names_it() {
     assert_eq!(stored(&a, 64, 1002).0, data);
     // A node without any replica refuses too.
     let c = Node::start().await;
-    let (resp, _) = open_pipeline(&WriteOp::recovery(std::slice::from_ref(&c.addr), 64, 1003, 0)).await;
+    let (resp, _) = open_pipeline(&WriteOp::recovery(std::slice::from_ref(&c.addr), 64, 1003, 1)).await;
     assert_ne!(resp.status, TransferStatus::Success as i32);
     assert_eq!(resp.first_bad_node, c.addr);
+}
+
+/// A replacement datanode added before any byte was acknowledged (the
+/// client adds it without a TransferRbw) holds no replica yet: a recovery
+/// keeping 0 bytes starts an empty one there instead of refusing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replacement_added_before_any_ack_joins_the_recovery_with_an_empty_replica() {
+    let (a, n) = (Node::start().await, Node::start().await);
+    let (resp, p) = open_pipeline(&WriteOp::create(std::slice::from_ref(&a.addr), 66)).await;
+    assert_eq!(resp.status, TransferStatus::Success as i32, "{resp:?}");
+    drop(p); // the pipeline failed before its first ack
+    wait_rbw(&a, 66, 1000, 0).await;
+    let pipeline = [a.addr.clone(), n.addr.clone()];
+    let (resp, p) = open_pipeline(&WriteOp::recovery(&pipeline, 66, 1001, 0)).await;
+    assert_eq!(resp.status, TransferStatus::Success as i32, "{resp:?}");
+    assert_eq!(n.storage.rbw_replica(66), Some((1001, 0, true)));
+    let data = payload(P + 100);
+    let mut p = p.unwrap();
+    p.send(&data).await;
+    p.finish().await;
+    assert_acks_ok(&p.acks(3).await, 0, 2);
+    for node in [&a, &n] {
+        assert_eq!(stored(node, 66, 1001).0, data);
+        assert!(node.rbw_is_empty());
+    }
 }
 
 fn transfer_rbw(id: u64, length: u64, targets: Vec<DatanodeId>) -> Op {
@@ -254,4 +279,50 @@ async fn a_full_disk_fails_cleanly_naming_the_datanode() {
     assert!(acks[0].message.contains("no space left") && acks[0].message.contains(&a.addr), "{acks:?}");
     poll_until("the replica to be removed", || a.storage.rbw_replica(71).is_none() && a.rbw_is_empty()).await;
     assert!(a.sink.0.lock().is_empty());
+}
+
+/// A datanode that accepts a write request and then says nothing (a hung
+/// process, or a host gone without a reset).
+async fn silent_datanode() -> (String, tokio::task::JoinHandle<()>) {
+    let l = AsyncListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let h = tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let _: OpRequest = read_message_async(&mut s).await.unwrap();
+        // Hold the connection open without answering until the test ends.
+        let _ = read_packet_async(&mut s, 512).await;
+    });
+    (addr, h)
+}
+
+/// Waits on a downstream node grow with the nodes after it (HDFS
+/// READ_TIMEOUT_EXTENSION), so the datanode next to a hung node gives up
+/// first and the hung node is the one named, not a healthy one upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_datanode_is_named_by_its_neighbour_not_by_the_head() {
+    let timeout = Duration::from_millis(500);
+    let (a, b) = (Node::start_opts(64, timeout).await, Node::start_opts(64, timeout).await);
+    let (hung, _h) = silent_datanode().await;
+    let pipeline = [a.addr.clone(), b.addr.clone(), hung.clone()];
+    let (resp, _) = open_pipeline(&WriteOp::create(&pipeline, 67)).await;
+    assert_eq!(resp.status, TransferStatus::Error as i32, "{resp:?}");
+    assert_eq!(resp.first_bad_node, hung, "{resp:?}");
+}
+
+/// The last packet says where the sender thinks the block ends: a replica
+/// of another length is not finalized (nor reported, nor acked SUCCESS).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_packet_at_another_length_than_the_replica_is_refused() {
+    let a = Node::start().await;
+    let data = payload(P + 1000);
+    let mut p = start_block(std::slice::from_ref(&a.addr), 68, &data[..P]).await;
+    // The packet with the last 1000 bytes never arrived.
+    p.offset += 1000;
+    p.finish().await;
+    let acks = p.acks(1).await;
+    assert_eq!(acks[0].statuses, vec![TransferStatus::ErrorInvalid as i32], "{acks:?}");
+    assert!(acks[0].message.contains(&format!("{}", P + 1000)), "{acks:?}");
+    assert!(a.storage.replica(68).is_none() && a.sink.0.lock().is_empty());
+    drop(p);
+    wait_rbw(&a, 68, 1000, P as u64).await;
 }

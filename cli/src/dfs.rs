@@ -119,6 +119,9 @@ enum DfsCommand {
     },
     /// Change the replication factor (recursively for directories).
     Setrep {
+        /// Wait until every block has exactly that many live replicas.
+        #[arg(short = 'w', long)]
+        wait: bool,
         replication: u32,
         #[arg(required = true)]
         paths: Vec<String>,
@@ -258,7 +261,7 @@ pub async fn run(args: DfsArgs) -> anyhow::Result<ExitCode> {
             namespace::stat(&dfs, &path, args.pop().as_deref(), json).await?;
         }
         Du { summary, paths } => namespace::du(&dfs, &paths, summary).await?,
-        Setrep { replication, paths } => namespace::setrep(&dfs, &paths, replication).await?,
+        Setrep { wait, replication, paths } => namespace::setrep(&dfs, &paths, replication, wait).await?,
         Chmod { recursive, mode, paths } => namespace::chmod(&dfs, &paths, &mode, recursive).await?,
         Chown { recursive, owner, paths } => namespace::chown(&dfs, &paths, &owner, recursive).await?,
         Touchz { paths } => namespace::touchz(&dfs, &paths).await?,

@@ -87,6 +87,12 @@ pub(crate) struct Datanode {
 }
 
 impl Datanode {
+    /// Alive, but no heartbeat for `stale` (HDFS "stale" datanodes: it may
+    /// be dying, so its replicas are not trusted to stand in for others).
+    pub(crate) fn heartbeat_stale(&self, stale: std::time::Duration, now: Instant) -> bool {
+        self.alive && now.saturating_duration_since(self.last_seen) > stale
+    }
+
     /// Live and NORMAL: may receive new replicas, and its replicas count.
     pub(crate) fn in_service(&self) -> bool {
         self.alive && self.admin == AdminState::Normal
@@ -352,6 +358,10 @@ impl DatanodeManager {
 
     pub(crate) fn live_count(&self) -> usize {
         self.nodes.iter().filter(|d| d.alive).count()
+    }
+
+    pub(crate) fn live_nodes(&self) -> impl Iterator<Item = &Datanode> + '_ {
+        self.nodes.iter().filter(|d| d.alive)
     }
 
     /// Distinct racks among live NORMAL nodes (where replicas can go).

@@ -235,6 +235,10 @@ impl Replication {
         ids
     }
 
+    pub(crate) fn has_postponed(&self) -> bool {
+        !self.postponed.is_empty()
+    }
+
     /// A block report arrived: postponed blocks are checked again.
     pub(crate) fn recheck_postponed(&mut self) {
         let ids: Vec<u64> = self.postponed.drain().collect();

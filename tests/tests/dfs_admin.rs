@@ -174,3 +174,26 @@ async fn blocks_span_two_racks_and_mis_replication_is_repaired() -> anyhow::Resu
     eventually(Duration::from_secs(30), || async { fsck(&client, "/").await.is_healthy() }).await?;
     Ok(())
 }
+
+/// `setrep -w` up and down goes through re-replication and excess deletion,
+/// and returns once every block has exactly the new number of replicas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setrep_wait_adds_and_removes_replicas() -> anyhow::Result<()> {
+    let cluster = TestCluster::builder().datanodes(4).replication(2).block_size(256 * 1024).fast_failure_detection(5000).start()?;
+    let client = cluster.client().await?;
+    let data = test_bytes(600_000, 9);
+    client.write_all("/rep.bin", &data, false).await?;
+    let ids: Vec<u64> = block_racks(&client, "/rep.bin").await.iter().map(|b| b.0).collect();
+    assert_eq!(ids.len(), 3);
+    let out = cluster.dfs_ok(&["setrep", "-w", "4", "/rep.bin"]);
+    assert!(out.contains("Replication 4 set: /rep.bin") && out.contains("done"), "{out}");
+    for id in &ids {
+        assert_eq!(cluster.replica_files(*id).len(), 4, "block {id}");
+    }
+    let out = cluster.dfs_ok(&["setrep", "-w", "1", "/rep.bin"]);
+    assert!(out.contains("done"), "{out}");
+    // The namenode has dropped the excess locations; the deletions reach the disks next.
+    eventually(Duration::from_secs(30), || async { ids.iter().all(|id| cluster.replica_files(*id).len() == 1) }).await?;
+    assert!(client.read_all("/rep.bin").await?.as_ref() == data.as_slice());
+    Ok(())
+}

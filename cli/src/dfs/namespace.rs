@@ -155,14 +155,36 @@ async fn walk_files(dfs: &Dfs, root: &str, out: &mut Vec<FileStatus>) -> anyhow:
     Ok(())
 }
 
-/// `setrep N PATH...` (files below directories too).
-pub async fn setrep(dfs: &Dfs, paths: &[String], replication: u32) -> anyhow::Result<()> {
+/// `setrep [-w] N PATH...` (files below directories too). With `-w`, waits
+/// until every block of every file has exactly N live replicas (copies made
+/// or excess ones deleted), as HDFS `setrep -w` does.
+pub async fn setrep(dfs: &Dfs, paths: &[String], replication: u32, wait: bool) -> anyhow::Result<()> {
+    let mut changed = Vec::new();
     for p in resolve_all(dfs, paths)? {
         let mut files = Vec::new();
         walk_files(dfs, &p, &mut files).await?;
         for f in files {
             dfs.client.set_replication(&f.path, replication).await?;
             println!("Replication {replication} set: {}", f.path);
+            changed.push(f.path);
+        }
+    }
+    if wait {
+        for path in changed {
+            print!("Waiting for {path} ...");
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            let opts = tusk_client::FsckOptions { list_files: true, list_blocks: true, ..Default::default() };
+            loop {
+                let report = dfs.client.fsck(&path, opts).await?;
+                let blocks = report.files.iter().flat_map(|f| f.blocks.iter());
+                if blocks.into_iter().all(|b| b.live_replicas == replication) {
+                    break;
+                }
+                print!(".");
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            println!(" done");
         }
     }
     Ok(())

@@ -75,6 +75,13 @@ struct Work<'a> {
     stats: TickStats,
 }
 
+/// A live datanode without a heartbeat for this long is stale (HDFS default
+/// 30 s = 10 heartbeats): excess replicas are not trimmed while one holds a
+/// replica.
+fn stale_interval(conf: &NamenodeConfig) -> Duration {
+    Duration::from_millis(conf.heartbeat_interval_ms.saturating_mul(10))
+}
+
 fn ext(id: u64, c: &Census) -> ExtendedBlock {
     ExtendedBlock { block_id: id, generation_stamp: c.gen_stamp, num_bytes: c.num_bytes }
 }
@@ -137,10 +144,15 @@ impl Work<'_> {
                 }
             }
         }
-        let stale_holder = || c.nodes(ReplicaKind::Live).any(|d| self.dm.get(d).is_some_and(|n| n.contents_stale));
+        let stale = stale_interval(self.conf);
+        let stale_holder = || {
+            c.nodes(ReplicaKind::Live)
+                .any(|d| self.dm.get(d).is_some_and(|n| n.contents_stale || n.heartbeat_stale(stale, self.now)))
+        };
         if !c.under_construction && c.live > c.expected && stale_holder() {
-            // A holder restarted and has not re-reported: its replica may be
-            // gone, so trimming another could leave too few (or none).
+            // A holder restarted and has not re-reported, or has gone quiet:
+            // its replica may be gone, so trimming another could leave too
+            // few (or none).
             self.r.postponed.insert(id);
         } else if !c.under_construction && c.live > c.expected {
             let victims = excess::choose(&c, self.dm, self.r.pending.source(id));
@@ -268,6 +280,12 @@ impl Namesystem {
             } else {
                 let racks = dm.cluster_racks();
                 r.refresh_racks(&dm);
+                // Blocks postponed for a quiet holder are looked at again once
+                // every live node heartbeats again (or is declared dead).
+                let stale = stale_interval(&self.conf);
+                if r.has_postponed() && !dm.live_nodes().any(|d| d.heartbeat_stale(stale, now)) {
+                    r.recheck_postponed();
+                }
                 let mut w = Work { st: &st, dm: &mut dm, r: &mut r, conf: &self.conf, racks, now, stats: TickStats::default() };
                 w.run();
                 w.stats

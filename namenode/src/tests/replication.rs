@@ -420,3 +420,23 @@ async fn excess_replicas_wait_for_the_block_report_of_a_restarted_holder() {
     assert_eq!(trimmed, vec![g.block_id]);
     assert_ne!(f.block_id, g.block_id);
 }
+
+#[tokio::test]
+async fn excess_replicas_are_not_trimmed_while_a_holder_is_quiet() {
+    let (ns, dn, _d) = cluster(3, None);
+    let f = file_on(&ns, "/f", 3, &[&dn[0], &dn[1], &dn[2]]).await;
+    ns.replication_tick();
+    // dn-3 stops heartbeating (not dead yet); the file goes down to 2 replicas.
+    {
+        let mut dm = ns.datanodes.lock();
+        let idx = dm.live_index(&dn[2]).unwrap();
+        dm.age(idx, Duration::from_secs(60));
+    }
+    ns.set_replication(&su(), "/f", 2).await.unwrap();
+    assert_eq!(ns.replication_tick().invalidated, 0, "a quiet holder may be dying: keep every replica");
+    // It heartbeats again: now one replica goes.
+    hb(&ns, &dn[2]);
+    assert_eq!(ns.replication_tick().invalidated, 1);
+    let trimmed: Vec<u64> = dn.iter().flat_map(|d| deletes(&hb(&ns, d))).collect();
+    assert_eq!(trimmed, vec![f.block_id]);
+}

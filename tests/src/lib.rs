@@ -270,6 +270,19 @@ impl TestCluster {
         Ok(())
     }
 
+    /// Sets `key = value` (a TOML value, e.g. `5` or `"x"`) in a daemon's
+    /// config; it takes effect when the daemon is restarted.
+    pub fn set_conf(&self, role: &str, key: &str, value: &str) -> anyhow::Result<()> {
+        let path = self.dir().join("conf").join(format!("{role}.toml"));
+        let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
+        let mut table: toml::Table = toml::from_str(&text)?;
+        let parsed: toml::Table = toml::from_str(&format!("v = {value}"))?;
+        let v = parsed.get("v").cloned().context("no value")?;
+        table.insert(key.to_string(), v);
+        std::fs::write(&path, toml::to_string(&table)?)?;
+        Ok(())
+    }
+
     /// The data directory of a datanode role.
     pub fn data_dir(&self, role: &str) -> PathBuf {
         self.dir().join("data").join(role)

@@ -62,6 +62,11 @@ impl FakeNamenode {
 
     /// Serves on a free loopback port; returns a client of it (short timeouts).
     pub(crate) async fn start(&self) -> Client {
+        self.start_with(|_| {}).await
+    }
+
+    /// [`start`](Self::start) with the client's configuration adjusted by `tweak`.
+    pub(crate) async fn start_with(&self, tweak: impl FnOnce(&mut ClientConfig)) -> Client {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let svc = ClientProtocolServer::new(self.clone());
@@ -74,6 +79,7 @@ impl FakeNamenode {
         config.socket_timeout_ms = 10_000;
         config.rpc_timeout_ms = 10_000;
         config.short_circuit = false;
+        tweak(&mut config);
         Client::connect(config).await.unwrap()
     }
 

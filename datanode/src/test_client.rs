@@ -183,6 +183,20 @@ impl Pipeline {
         }
     }
 
+    /// Sends a heartbeat packet (no data, no checksums, seqno unchanged).
+    pub(crate) async fn heartbeat(&mut self) {
+        let h = tusk_proto::transfer::heartbeat_header(self.offset);
+        write_packet_async(&mut self.wr, &h, &[], &[]).await.unwrap();
+    }
+
+    /// Sends a raw packet header with `data` (checksums computed), for
+    /// malformed packets; the seqno and offset are not advanced.
+    pub(crate) async fn send_raw(&mut self, h: PacketHeader, data: &[u8]) {
+        let mut sums = Vec::new();
+        compute_checksums(data, 512, &mut sums);
+        write_packet_async(&mut self.wr, &h, &sums, data).await.unwrap();
+    }
+
     /// Sends the empty last packet.
     pub(crate) async fn finish(&mut self) {
         let h = PacketHeader { seqno: self.seqno, offset_in_block: self.offset, last_packet: true, data_len: 0 };

@@ -9,6 +9,8 @@
 //!   [`PipelineAck`](crate::dfs::PipelineAck) carrying one status per node
 //!   of the rest of the pipeline. The last packet is empty with
 //!   `last_packet` set; its ack means every node finalized the replica.
+//!   A writer with nothing to send keeps the pipeline alive with heartbeat
+//!   packets ([`HEARTBEAT_SEQNO`]), acked like any other packet.
 //! - **read**: the datanode sends packets for the chunk-aligned range and an
 //!   empty last packet.
 //!
@@ -37,6 +39,28 @@ pub const MAX_MESSAGE_LEN: usize = 1 << 20;
 pub const MAX_PACKET_DATA: usize = 16 << 20;
 /// Size of one checksum on the wire and in meta files.
 pub const CHECKSUM_SIZE: usize = 4;
+/// Sequence number of a heartbeat packet (HDFS `HEART_BEAT_SEQNO`, -1 there).
+///
+/// A writer whose pipeline has been idle for half the socket timeout sends
+/// `PacketHeader { seqno: HEARTBEAT_SEQNO, offset_in_block: <bytes sent so
+/// far>, last_packet: false, data_len: 0 }` with no checksums, so the
+/// datanodes' reads do not time out while the application has nothing to
+/// write. Every datanode forwards it downstream, writes nothing, and acks it
+/// in order with the other packets (`PipelineAck.seqno == HEARTBEAT_SEQNO`).
+/// It is never resent by pipeline recovery and never counts as acknowledged
+/// data.
+pub const HEARTBEAT_SEQNO: u64 = u64::MAX;
+
+/// The header of a heartbeat packet sent when `offset_in_block` bytes of the
+/// block have been sent (see [`HEARTBEAT_SEQNO`]).
+pub fn heartbeat_header(offset_in_block: u64) -> PacketHeader {
+    PacketHeader { seqno: HEARTBEAT_SEQNO, offset_in_block, last_packet: false, data_len: 0 }
+}
+
+/// True for a heartbeat packet's header (see [`HEARTBEAT_SEQNO`]).
+pub fn is_heartbeat(header: &PacketHeader) -> bool {
+    header.seqno == HEARTBEAT_SEQNO
+}
 
 /// What can go wrong while reading or writing frames.
 #[derive(Debug, thiserror::Error)]
@@ -254,6 +278,21 @@ mod tests {
         assert_eq!(&p.checksums[..], &sums[..]);
         let back: PipelineAck = read_message(&mut r).unwrap();
         assert_eq!(back, ack);
+    }
+
+    #[tokio::test]
+    async fn a_heartbeat_is_an_empty_packet_with_the_reserved_seqno() {
+        let header = heartbeat_header(70_000);
+        assert!(is_heartbeat(&header));
+        assert!(!header.last_packet && header.data_len == 0);
+        assert!(!is_heartbeat(&PacketHeader { seqno: 3, ..header }));
+        let mut wire = Vec::new();
+        write_packet_async(&mut wire, &header, &[], &[]).await.unwrap();
+        let mut r = &wire[..];
+        let p = read_packet_async(&mut r, 512).await.unwrap();
+        assert_eq!(p.header, header);
+        assert!(p.checksums.is_empty() && p.data.is_empty());
+        assert!(r.is_empty(), "nothing follows the header");
     }
 
     #[tokio::test]

@@ -198,3 +198,47 @@ async fn killed_writer_lease_is_recovered_at_an_agreed_length() -> anyhow::Resul
     client.write_all("/orphan.bin", b"new", true).await?;
     Ok(())
 }
+
+/// Test 5: a writer that pauses for several socket timeouts in the middle
+/// of a block (a slow pipe, a record a minute) keeps its pipeline with
+/// heartbeat packets: the file completes without any pipeline recovery (the
+/// block keeps its generation stamp) and reads back identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_writer_keeps_its_pipeline_without_a_recovery() -> anyhow::Result<()> {
+    const SOCKET_TIMEOUT_MS: u64 = 1500;
+    let cluster = TestCluster::builder().datanodes(3).replication(3).dn_conf("socket_timeout_ms", SOCKET_TIMEOUT_MS).start()?;
+    let mut config = tusk_client::ClientConfig::new(cluster.namenode.clone());
+    config.socket_timeout_ms = SOCKET_TIMEOUT_MS;
+    let client = Client::connect(config).await?;
+    let data = test_bytes(300_000, 5);
+    let path = "/idle.bin";
+    let mut w = client.create(path, CreateOptions::default()).await?;
+    // More than a packet: the block and its pipeline exist.
+    w.write(&data[..100_000]).await?;
+    let opts = FsckOptions { list_files: true, list_blocks: true, include_open_files: true, ..Default::default() };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let stamp = loop {
+        let report = client.fsck(path, opts).await?;
+        if let Some(b) = report.files.first().and_then(|f| f.blocks.first()) {
+            break b.generation_stamp;
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "{path}: fsck lists no block of the open file");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // The writer pauses for ~3 socket timeouts, twice.
+    let pause = Duration::from_millis(3 * SOCKET_TIMEOUT_MS);
+    tokio::time::sleep(pause).await;
+    w.write(&data[100_000..200_000]).await?;
+    tokio::time::sleep(pause).await;
+    w.write(&data[200_000..]).await?;
+    assert_eq!(w.close().await?, data.len() as u64);
+
+    let report = client.fsck(path, opts).await?;
+    let blocks: Vec<_> = report.files.iter().flat_map(|f| f.blocks.iter()).collect();
+    assert_eq!(blocks.len(), 1, "{report:?}");
+    assert_eq!(blocks[0].generation_stamp, stamp, "the block was recovered: its generation stamp changed");
+    assert_eq!((blocks[0].length, blocks[0].live_replicas), (data.len() as u64, 3), "{report:?}");
+    let back = client.read_all(path).await?;
+    assert!(back.as_ref() == data.as_slice(), "the file differs after the pauses");
+    Ok(())
+}

@@ -9,13 +9,20 @@
 //! the next send or finish notices it, and hands back the packets that were
 //! never acknowledged with the acknowledged length: what pipeline recovery
 //! (`recovery.rs`) resends to the surviving datanodes.
+//!
+//! While the pipeline is open a heartbeat task ([`wire`]) sends a heartbeat
+//! packet whenever nothing was sent for half the socket timeout, so an idle
+//! writer keeps its datanodes; the ack reader matches their acks in order
+//! and drops them (no data, no window slot, nothing to resend).
+
+mod wire;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::BufReader;
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
@@ -24,9 +31,10 @@ use tusk_proto::dfs::{
     DatanodeId, ExtendedBlock, OpRequest, OpResponse, OpWriteBlock, PipelineAck, TransferStatus, op_request,
     op_write_block,
 };
-use tusk_proto::transfer::{read_message_async, write_message_async, write_packet_async};
+use tusk_proto::transfer::{HEARTBEAT_SEQNO, read_message_async, write_message_async};
 
 use super::packet::OutPacket;
+use wire::{Wire, heartbeat_interval, packet_name, spawn_heartbeats};
 
 /// Why a pipeline stopped, and which datanode is to blame when known.
 #[derive(Debug)]
@@ -87,12 +95,12 @@ struct InFlight {
 pub(crate) struct Pipeline {
     /// Transfer addresses, in pipeline order.
     targets: Vec<String>,
-    out: OwnedWriteHalf,
+    /// The write half, shared with the heartbeat task.
+    wire: Arc<tokio::sync::Mutex<Wire>>,
     window: Arc<Semaphore>,
     in_flight: Arc<Mutex<InFlight>>,
-    /// Seqnos announced to the ack reader, in order.
-    to_ack: mpsc::UnboundedSender<u64>,
     acker: Option<JoinHandle<AckResult>>,
+    heartbeats: Option<JoinHandle<()>>,
     timeout: Duration,
 }
 
@@ -129,6 +137,7 @@ impl Pipeline {
             Err(_) => return Err(at(format!("connect timed out after {io_timeout:?}"))),
         };
         let _ = stream.set_nodelay(true);
+        let beat = heartbeat_interval(io_timeout);
         // Every later wait covers the whole pipeline.
         let io_timeout = io_timeout + TIMEOUT_EXTENSION * targets.len().min(64) as u32;
         let req = OpRequest {
@@ -166,7 +175,17 @@ impl Pipeline {
         let targets: Vec<String> = targets.iter().map(|t| t.transfer_addr.clone()).collect();
         let acker = AckReader { window: window.clone(), in_flight: in_flight.clone(), targets: targets.clone(), io_timeout };
         let acker = tokio::spawn(acker.run(BufReader::new(rd), rx));
-        Ok(Pipeline { targets, out, window, in_flight, to_ack, acker: Some(acker), timeout: io_timeout })
+        let wire = Arc::new(tokio::sync::Mutex::new(Wire::new(out, to_ack, acked_bytes)));
+        let heartbeats = spawn_heartbeats(wire.clone(), window.clone(), beat, io_timeout);
+        Ok(Pipeline {
+            targets,
+            wire,
+            window,
+            in_flight,
+            acker: Some(acker),
+            heartbeats: Some(heartbeats),
+            timeout: io_timeout,
+        })
     }
 
     /// Sends one packet, waiting while the window is full. An earlier ack
@@ -184,14 +203,10 @@ impl Pipeline {
         if let Err(why) = acquired {
             return Err(self.failure(why).await);
         }
-        let h = &packet.header;
-        if self.to_ack.send(h.seqno).is_err() {
-            return Err(self.failure("the ack reader stopped").await);
-        }
-        match timeout(self.timeout, write_packet_async(&mut self.out, h, &packet.checksums, &packet.data)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(self.failure(format!("sending packet {}: {e}", h.seqno)).await),
-            Err(_) => Err(self.failure(format!("sending packet {} timed out after {:?}", h.seqno, self.timeout)).await),
+        let sent = self.wire.lock().await.send(&packet.header, &packet.checksums, &packet.data, self.timeout).await;
+        match sent {
+            Ok(()) => Ok(()),
+            Err(why) => Err(self.failure(why).await),
         }
     }
 
@@ -206,10 +221,10 @@ impl Pipeline {
     /// acknowledged. Used by [`finish`](Self::finish), and after a recovery
     /// that resent the last packet.
     pub(crate) async fn wait_acked(&mut self) -> Result<(), PipelineFailure> {
-        let _ = self.out.flush().await;
         // No more packets: the ack reader stops after the queued ones, with
-        // an error if the last packet was not among them.
-        self.to_ack = mpsc::unbounded_channel().0;
+        // an error if the last packet was not among them; no heartbeats.
+        self.stop_heartbeats();
+        self.wire.lock().await.close().await;
         let Some(acker) = self.acker.take() else {
             return Err(self.with_unacked(self.first_node_failure("the ack reader is gone")));
         };
@@ -236,8 +251,12 @@ impl Pipeline {
     /// The ack reader's account of a failure if it has one (it usually knows
     /// which datanode failed), else `fallback` blamed on the first datanode.
     async fn failure(&mut self, fallback: impl Into<String>) -> PipelineFailure {
-        let fallback = fallback.into();
+        let mut fallback = fallback.into();
         self.window.close();
+        self.stop_heartbeats();
+        if let Some(why) = self.wire.lock().await.heartbeat_error() {
+            fallback = format!("{fallback} (after a failed heartbeat: {why})");
+        }
         let mut found = None;
         if let Some(mut acker) = self.acker.take() {
             // A broken socket makes the reader fail promptly too; do not wait long.
@@ -256,10 +275,17 @@ impl Pipeline {
         let f = found.unwrap_or_else(|| self.first_node_failure(fallback));
         self.with_unacked(f)
     }
+
+    fn stop_heartbeats(&mut self) {
+        if let Some(task) = self.heartbeats.take() {
+            task.abort();
+        }
+    }
 }
 
 impl Drop for Pipeline {
     fn drop(&mut self) {
+        self.stop_heartbeats();
         if let Some(acker) = self.acker.take() {
             acker.abort();
         }
@@ -295,15 +321,21 @@ impl AckReader {
             let Some(seqno) = rx.recv().await else {
                 return Err(PipelineFailure::at(first, "the block ended before its last packet was sent"));
             };
+            let what = packet_name(seqno);
             let ack = match timeout(io_timeout, read_message_async::<_, PipelineAck>(rd)).await {
                 Ok(Ok(ack)) => ack,
-                Ok(Err(e)) => return Err(PipelineFailure::at(first, format!("reading ack {seqno}: {e}"))),
-                Err(_) => return Err(PipelineFailure::at(first, format!("no ack for packet {seqno} within {io_timeout:?}"))),
+                Ok(Err(e)) => return Err(PipelineFailure::at(first, format!("reading the ack of {what}: {e}"))),
+                Err(_) => return Err(PipelineFailure::at(first, format!("no ack for {what} within {io_timeout:?}"))),
             };
             if ack.seqno != seqno {
-                return Err(PipelineFailure::at(first, format!("ack for packet {} while waiting for {seqno}", ack.seqno)));
+                let got = packet_name(ack.seqno);
+                return Err(PipelineFailure::at(first, format!("ack for {got} while waiting for the ack of {what}")));
             }
             check_ack(&ack, &self.targets)?;
+            if seqno == HEARTBEAT_SEQNO {
+                // A heartbeat holds no data and took no window slot.
+                continue;
+            }
             let last = {
                 let mut st = lock(&self.in_flight);
                 match st.packets.front() {
@@ -339,293 +371,10 @@ fn check_ack(ack: &PipelineAck, targets: &[String]) -> Result<(), PipelineFailur
             None => "no status in the ack".to_string(),
         };
         let message = if ack.message.is_empty() { why } else { format!("{why}: {}", ack.message) };
-        return Err(PipelineFailure::at(node, format!("packet {}: {message}", ack.seqno)));
+        return Err(PipelineFailure::at(node, format!("{}: {message}", packet_name(ack.seqno))));
     }
     Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn targets() -> Vec<String> {
-        vec!["dn1:1".into(), "dn2:1".into(), "dn3:1".into()]
-    }
-
-    #[test]
-    fn acks_blame_the_first_failing_datanode() {
-        let ok = TransferStatus::Success as i32;
-        let bad = TransferStatus::ErrorChecksum as i32;
-        let ack = |statuses: Vec<i32>| PipelineAck { seqno: 4, statuses, message: String::new() };
-        assert!(check_ack(&ack(vec![ok, ok, ok]), &targets()).is_ok());
-        let f = check_ack(&ack(vec![ok, bad, ok]), &targets()).unwrap_err();
-        assert_eq!(f.bad_node.as_deref(), Some("dn2:1"));
-        assert!(f.to_string().contains("ERROR_CHECKSUM"), "{f}");
-        let f = check_ack(&ack(vec![ok]), &targets()).unwrap_err();
-        assert_eq!(f.bad_node.as_deref(), Some("dn2:1"));
-    }
-
-    /// A fake single datanode: accepts the setup, acks packets with `status`.
-    async fn fake_datanode(status: TransferStatus, setup_ok: bool) -> (String, JoinHandle<Vec<u32>>) {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap().to_string();
-        let h = tokio::spawn(async move {
-            let (mut s, _) = l.accept().await.unwrap();
-            let _req: OpRequest = read_message_async(&mut s).await.unwrap();
-            let st = if setup_ok { TransferStatus::Success } else { TransferStatus::ErrorExists };
-            let resp = OpResponse { status: st as i32, message: "exists".into(), ..Default::default() };
-            write_message_async(&mut s, &resp).await.unwrap();
-            let mut lens = Vec::new();
-            if !setup_ok {
-                return lens;
-            }
-            loop {
-                let p = tusk_proto::transfer::read_packet_async(&mut s, 512).await.unwrap();
-                lens.push(p.header.data_len);
-                let ack = PipelineAck { seqno: p.header.seqno, statuses: vec![status as i32], message: String::new() };
-                write_message_async(&mut s, &ack).await.unwrap();
-                if p.header.last_packet || status != TransferStatus::Success {
-                    return lens;
-                }
-            }
-        });
-        (addr, h)
-    }
-
-    fn packets(n: usize) -> (Vec<OutPacket>, OutPacket) {
-        let mut a = super::super::packet::PacketAssembler::new(1 << 20, 512, 512);
-        let mut out = Vec::new();
-        for _ in 0..n {
-            a.fill(&[9u8; 512]);
-            out.push(a.take_packet().unwrap());
-        }
-        (out, a.end_block().0)
-    }
-
-    fn target(addr: &str) -> Vec<DatanodeId> {
-        vec![DatanodeId { transfer_addr: addr.to_string(), ..Default::default() }]
-    }
-
-    #[tokio::test]
-    async fn packets_flow_and_the_last_ack_ends_the_block() {
-        let (addr, dn) = fake_datanode(TransferStatus::Success, true).await;
-        let block = ExtendedBlock { block_id: 1, generation_stamp: 1, num_bytes: 0 };
-        let mut p = Pipeline::open(&block, &target(&addr), "c", Duration::from_secs(10), 2, Stage::Create).await.unwrap();
-        let (data, last) = packets(5);
-        for d in data {
-            p.send(d).await.unwrap();
-        }
-        p.finish(last).await.unwrap();
-        assert_eq!(dn.await.unwrap(), vec![512, 512, 512, 512, 512, 0]);
-    }
-
-    #[tokio::test]
-    async fn a_bad_ack_surfaces_on_a_later_call() {
-        let (addr, dn) = fake_datanode(TransferStatus::Error, true).await;
-        let block = ExtendedBlock { block_id: 1, generation_stamp: 1, num_bytes: 0 };
-        let mut p = Pipeline::open(&block, &target(&addr), "c", Duration::from_secs(10), 4, Stage::Create).await.unwrap();
-        let (data, last) = packets(3);
-        let mut err = None;
-        for d in data {
-            if let Err(e) = p.send(d).await {
-                err = Some(e);
-                break;
-            }
-        }
-        let err = match err {
-            Some(e) => e,
-            None => p.finish(last).await.unwrap_err(),
-        };
-        assert_eq!(err.bad_node.as_deref(), Some(addr.as_str()));
-        assert!(err.to_string().contains("ERROR"), "{err}");
-        assert!(!err.unacked.is_empty());
-        dn.await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_refused_setup_names_the_datanode() {
-        let (addr, _dn) = fake_datanode(TransferStatus::Success, false).await;
-        let block = ExtendedBlock { block_id: 1, generation_stamp: 1, num_bytes: 0 };
-        let f = match Pipeline::open(&block, &target(&addr), "c", Duration::from_secs(10), 4, Stage::Create).await {
-            Ok(_) => panic!("setup should fail"),
-            Err(f) => f,
-        };
-        assert_eq!(f.bad_node.as_deref(), Some(addr.as_str()));
-        assert!(f.message.contains("ERROR_EXISTS") && f.message.contains("exists"), "{}", f.message);
-    }
-
-    /// A fake head datanode: acks packets before `fail_at` with `slots`
-    /// SUCCESS statuses; at `fail_at` it either acks with ERROR in
-    /// `bad_slot` (then drains the connection) or hangs up. Returns the
-    /// setup request it received.
-    async fn failing_datanode(fail_at: u64, bad_slot: Option<usize>, slots: usize) -> (String, JoinHandle<OpRequest>) {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap().to_string();
-        let h = tokio::spawn(async move {
-            let (mut s, _) = l.accept().await.unwrap();
-            let req: OpRequest = read_message_async(&mut s).await.unwrap();
-            write_message_async(&mut s, &OpResponse::default()).await.unwrap();
-            loop {
-                let Ok(p) = tusk_proto::transfer::read_packet_async(&mut s, 512).await else { return req };
-                let seqno = p.header.seqno;
-                let mut statuses = vec![TransferStatus::Success as i32; slots];
-                if seqno == fail_at {
-                    let Some(i) = bad_slot else { return req };
-                    statuses[i] = TransferStatus::Error as i32;
-                }
-                let ack = PipelineAck { seqno, statuses, message: String::new() };
-                if write_message_async(&mut s, &ack).await.is_err() || p.header.last_packet {
-                    return req;
-                }
-                if seqno == fail_at {
-                    // Like a datanode that gave up: read on, ack nothing more.
-                    while tusk_proto::transfer::read_packet_async(&mut s, 512).await.is_ok() {}
-                    return req;
-                }
-            }
-        });
-        (addr, h)
-    }
-
-    /// Sends `n` 512-byte packets then the last one until something fails.
-    async fn send_until_failure(p: &mut Pipeline, n: usize) -> PipelineFailure {
-        let (data, last) = packets(n);
-        for d in data {
-            if let Err(f) = p.send(d).await {
-                return f;
-            }
-        }
-        p.finish(last).await.unwrap_err()
-    }
-
-    fn seqnos(f: &PipelineFailure) -> Vec<u64> {
-        f.unacked.iter().map(|p| p.header.seqno).collect()
-    }
-
-    fn three_targets(head: &str) -> Vec<DatanodeId> {
-        ["", "dn2:1", "dn3:1"]
-            .iter()
-            .map(|a| DatanodeId { transfer_addr: if a.is_empty() { head.to_string() } else { a.to_string() }, ..Default::default() })
-            .collect()
-    }
-
-    #[tokio::test]
-    async fn a_bad_ack_reports_the_acked_length_and_every_unacked_packet() {
-        let (addr, dn) = failing_datanode(3, Some(1), 3).await;
-        let block = ExtendedBlock { block_id: 1, generation_stamp: 1, num_bytes: 0 };
-        let mut p = Pipeline::open(&block, &three_targets(&addr), "c", Duration::from_secs(10), 16, Stage::Create)
-            .await
-            .unwrap();
-        let f = send_until_failure(&mut p, 6).await;
-        assert_eq!(f.bad_node.as_deref(), Some("dn2:1"), "{f}");
-        assert_eq!(f.acked_bytes, 3 * 512);
-        let got = seqnos(&f);
-        assert_eq!(got.first(), Some(&3), "{got:?}");
-        assert_eq!(got, (3..3 + got.len() as u64).collect::<Vec<_>>(), "in order, none missing");
-        assert_eq!(f.unacked[0].header.offset_in_block, f.acked_bytes);
-        drop(p);
-        let req = dn.await.unwrap();
-        let Some(op_request::Op::WriteBlock(op)) = req.op else { panic!("not a write") };
-        assert_eq!(op.stage, op_write_block::Stage::Create as i32);
-        assert_eq!(op.downstream.len(), 2);
-    }
-
-    #[tokio::test]
-    async fn a_hang_up_blames_the_first_datanode() {
-        let (addr, _dn) = failing_datanode(2, None, 3).await;
-        let block = ExtendedBlock { block_id: 1, generation_stamp: 1, num_bytes: 0 };
-        let mut p = Pipeline::open(&block, &three_targets(&addr), "c", Duration::from_secs(10), 16, Stage::Create)
-            .await
-            .unwrap();
-        let f = send_until_failure(&mut p, 5).await;
-        assert_eq!(f.bad_node.as_deref(), Some(addr.as_str()), "{f}");
-        // The reset may swallow acks the datanode sent before hanging up:
-        // then less is counted as acked and more is given back, never the reverse.
-        assert!(f.acked_bytes <= 2 * 512 && f.acked_bytes % 512 == 0, "{}", f.acked_bytes);
-        assert_eq!(seqnos(&f).first(), Some(&(f.acked_bytes / 512)));
-        // Every packet handed to the pipeline is either acked or given back.
-        assert_eq!(seqnos(&f).last(), Some(&5), "the last packet too: {:?}", seqnos(&f));
-    }
-
-    #[tokio::test]
-    async fn a_recovery_pipeline_starts_at_its_recovery_length() {
-        let (addr, dn) = failing_datanode(0, Some(0), 1).await;
-        let block = ExtendedBlock { block_id: 1, generation_stamp: 7, num_bytes: 0 };
-        let stage = Stage::Recovery { acked_bytes: 1024 };
-        let mut p = Pipeline::open(&block, &target(&addr), "c", Duration::from_secs(10), 4, stage).await.unwrap();
-        let f = send_until_failure(&mut p, 2).await;
-        assert_eq!(f.acked_bytes, 1024, "nothing new acked: the recovery length stands");
-        assert_eq!(seqnos(&f).first(), Some(&0));
-        drop(p);
-        let Some(op_request::Op::WriteBlock(op)) = dn.await.unwrap().op else { panic!("not a write") };
-        assert_eq!(op.stage, op_write_block::Stage::PipelineRecovery as i32);
-        assert_eq!(op.recovery_length, 1024);
-        assert_eq!(op.block.map(|b| b.generation_stamp), Some(7));
-    }
-
-    /// A fake head of a two-node pipeline whose downstream hangs: like a
-    /// real datanode it answers only once its own (shorter) wait on the
-    /// downstream ran out, later than the client's base socket timeout,
-    /// naming the downstream node; then the same for the first packet's ack.
-    async fn head_of_a_hung_pipeline(delay: Duration) -> (String, JoinHandle<()>) {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap().to_string();
-        let h = tokio::spawn(async move {
-            for fail_setup in [true, false] {
-                let (mut s, _) = l.accept().await.unwrap();
-                let _req: OpRequest = read_message_async(&mut s).await.unwrap();
-                if !fail_setup {
-                    write_message_async(&mut s, &OpResponse::default()).await.unwrap();
-                    let p = tusk_proto::transfer::read_packet_async(&mut s, 512).await.unwrap();
-                    tokio::time::sleep(delay).await;
-                    let statuses = vec![TransferStatus::Success as i32, TransferStatus::Error as i32];
-                    let ack = PipelineAck { seqno: p.header.seqno, statuses, message: "downstream timed out".into() };
-                    write_message_async(&mut s, &ack).await.unwrap();
-                    let _ = tusk_proto::transfer::read_packet_async(&mut s, 512).await;
-                    return;
-                }
-                tokio::time::sleep(delay).await;
-                let resp = OpResponse {
-                    status: TransferStatus::Error as i32,
-                    first_bad_node: "dn2:1".into(),
-                    message: "downstream timed out".into(),
-                    ..Default::default()
-                };
-                write_message_async(&mut s, &resp).await.unwrap();
-            }
-        });
-        (addr, h)
-    }
-
-    #[tokio::test]
-    async fn the_wait_grows_with_the_pipeline_so_the_datanodes_name_a_hung_node() {
-        let base = Duration::from_millis(300);
-        let (addr, _dn) = head_of_a_hung_pipeline(base * 3).await;
-        let mut targets = target(&addr);
-        targets.push(DatanodeId { transfer_addr: "dn2:1".into(), ..Default::default() });
-        let block = ExtendedBlock { block_id: 1, generation_stamp: 1, num_bytes: 0 };
-        let f = match Pipeline::open(&block, &targets, "c", base, 4, Stage::Create).await {
-            Ok(_) => panic!("setup should fail"),
-            Err(f) => f,
-        };
-        assert_eq!(f.bad_node.as_deref(), Some("dn2:1"), "{f}");
-        let mut p = Pipeline::open(&block, &targets, "c", base, 4, Stage::Create).await.unwrap();
-        let f = send_until_failure(&mut p, 1).await;
-        assert_eq!(f.bad_node.as_deref(), Some("dn2:1"), "{f}");
-    }
-
-    #[tokio::test]
-    async fn the_last_ack_accounts_for_the_whole_block() {
-        let (addr, dn) = fake_datanode(TransferStatus::Success, true).await;
-        let block = ExtendedBlock { block_id: 1, generation_stamp: 1, num_bytes: 0 };
-        let mut p = Pipeline::open(&block, &target(&addr), "c", Duration::from_secs(10), 2, Stage::Create).await.unwrap();
-        let (data, last) = packets(3);
-        for d in data {
-            p.send(d).await.unwrap();
-        }
-        p.finish(last).await.unwrap();
-        assert_eq!(lock(&p.in_flight).acked_bytes, 3 * 512);
-        assert!(lock(&p.in_flight).packets.is_empty());
-        dn.await.unwrap();
-    }
-}
+mod tests;

@@ -74,6 +74,7 @@ impl Node {
 
 
 
+mod heartbeat;
 mod recovery;
 
 fn all_ok(acks: &[PipelineAck], n_nodes: usize) {

@@ -17,6 +17,13 @@
 //!   at the last packet (not finalized, not reported), released before the
 //!   last ack so the PIPELINE_RECOVERY that follows can take it at once.
 //!
+//! Heartbeat packets (`HEARTBEAT_SEQNO`, no data, sent by a writer with
+//! nothing to write so no socket read times out) are forwarded downstream
+//! and acked in order like any packet, in every stage, but never written
+//! nor checked against the replica's length. A writer that sends nothing at
+//! all, not even heartbeats, still loses the pipeline after the socket
+//! timeout.
+//!
 //! When a write fails, what was received stays as an rbw replica for
 //! recovery (CREATE, PIPELINE_RECOVERY), except for a failed pipeline setup
 //! of a new replica, and for the datanode-to-datanode stages (TRANSFER,
@@ -31,7 +38,9 @@ use tusk_proto::PROTOCOL_VERSION;
 use tusk_proto::dfs::op_request::Op;
 use tusk_proto::dfs::op_write_block::Stage;
 use tusk_proto::dfs::{OpRequest, OpResponse, OpWriteBlock, PipelineAck, TransferStatus};
-use tusk_proto::transfer::{read_message, read_packet, verify_checksums, write_message, write_packet};
+use tusk_proto::transfer::{
+    Packet, is_heartbeat, read_message, read_packet, verify_checksums, write_message, write_packet,
+};
 
 use super::{TransferContext, connect, error_response, respond, split};
 use crate::error::DatanodeError;
@@ -239,6 +248,23 @@ fn receive_packets(
         let pkt = read_packet(up_in, bpc).map_err(|e| DatanodeError::transfer(peer, e))?;
         let h = pkt.header;
         let Some(r) = slot.as_mut() else { return Ok(()) };
+        if is_heartbeat(&h) {
+            if h.data_len > 0 || h.last_packet {
+                let message = format!(
+                    "heartbeat packet with {} data bytes{}: a heartbeat carries no data and never ends a block",
+                    h.data_len,
+                    if h.last_packet { " marked as the last packet" } else { "" }
+                );
+                return own_error(h.seqno, DatanodeError::BadPacket { block_id, status: TransferStatus::ErrorInvalid, message });
+            }
+            let (down, forward_failed) = forward(down_out.as_mut(), &pkt, block_id);
+            if let Some(e) = forward_failed {
+                queue(h.seqno, TransferStatus::Success, String::new(), down, true);
+                return Err(e);
+            }
+            queue(h.seqno, TransferStatus::Success, String::new(), down, false);
+            continue;
+        }
         // Data continues the replica; the last packet ends it where the
         // sender's block ends (never finalize a replica of another length).
         if (h.data_len > 0 || h.last_packet) && h.offset_in_block != r.len() {
@@ -257,21 +283,7 @@ fn receive_packets(
             );
             return own_error(h.seqno, DatanodeError::BadPacket { block_id, status: TransferStatus::ErrorChecksum, message });
         }
-        let mut down = DownstreamSlot::None;
-        let mut forward_failed = None;
-        if let Some((out, addr)) = down_out.as_mut() {
-            let sent = write_packet(out, &h, &pkt.checksums, &pkt.data).and_then(|_| Ok(out.flush()?));
-            down = match sent {
-                Ok(()) => DownstreamSlot::Ack,
-                Err(e) => {
-                    forward_failed = Some(DatanodeError::PeerRefused {
-                        peer: addr.to_string(),
-                        message: format!("block {block_id}: forwarding packet {}: {e}", h.seqno),
-                    });
-                    DownstreamSlot::Failed(e.to_string())
-                }
-            };
-        }
+        let (down, forward_failed) = forward(down_out.as_mut(), &pkt, block_id);
         if let Err(e) = r.append(&pkt.data, &pkt.checksums) {
             // A full disk or a failing one: what was written is not trusted.
             if let Some(r) = slot.take() {
@@ -305,6 +317,28 @@ fn receive_packets(
             return Ok(());
         }
         queue(h.seqno, TransferStatus::Success, String::new(), down, false);
+    }
+}
+
+/// Forwards `pkt` to the downstream node, if any: what the responder must
+/// do for it downstream, and the error when forwarding failed.
+fn forward(
+    down_out: Option<&mut (&mut BufWriter<TcpStream>, &str)>,
+    pkt: &Packet,
+    block_id: u64,
+) -> (DownstreamSlot, Option<DatanodeError>) {
+    let Some((out, addr)) = down_out else { return (DownstreamSlot::None, None) };
+    let h = &pkt.header;
+    match write_packet(out, h, &pkt.checksums, &pkt.data).and_then(|_| Ok(out.flush()?)) {
+        Ok(()) => (DownstreamSlot::Ack, None),
+        Err(e) => {
+            let what = if is_heartbeat(h) { "a heartbeat".to_string() } else { format!("packet {}", h.seqno) };
+            let failed = DatanodeError::PeerRefused {
+                peer: addr.to_string(),
+                message: format!("block {block_id}: forwarding {what}: {e}"),
+            };
+            (DownstreamSlot::Failed(e.to_string()), Some(failed))
+        }
     }
 }
 

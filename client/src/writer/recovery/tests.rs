@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::net::TcpListener;
 use tusk_proto::dfs::{OpWriteBlock, PipelineAck, op_write_block};
-use tusk_proto::transfer::{read_packet_async, verify_checksums};
+use tusk_proto::transfer::{HEARTBEAT_SEQNO, read_packet_async, verify_checksums};
 
 fn dn(n: u32) -> DatanodeId {
     DatanodeId { datanode_uuid: format!("u{n}"), transfer_addr: format!("10.0.0.{n}:1"), ..Default::default() }
@@ -68,6 +68,9 @@ struct Script {
     refuse_create: bool,
     /// Refuses PIPELINE_RECOVERY as a member.
     refuse_recovery: bool,
+    /// While heading a CREATE pipeline: from this data seqno on, stores
+    /// packets but acks nothing, and hangs up at the next heartbeat.
+    silent_after: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -79,6 +82,13 @@ struct Cluster {
     setups: Vec<(String, i32, u64, u64, Vec<String>)>,
     transfers: Vec<(String, OpTransferRbw)>,
     finalized: Vec<(String, u64)>,
+    /// Seqnos each setup's head received, in order (index of `setups`).
+    received: Vec<Vec<u64>>,
+    /// Heartbeats received: (head, stage, offset_in_block).
+    heartbeats: Vec<(String, i32, u64)>,
+    /// Like a real datanode, a head hangs up on a writer that sends nothing
+    /// (no packet, no heartbeat) for this long.
+    read_timeout: Option<Duration>,
     /// Protocol violations seen by the fakes.
     errors: Vec<String>,
 }
@@ -141,9 +151,11 @@ impl Fakes {
             std::iter::once(me.clone()).chain(op.downstream.iter().map(|d| d.transfer_addr.clone())).collect();
         let gs = op.block.map(|b| b.generation_stamp).unwrap_or(0);
         let create = op.stage == op_write_block::Stage::Create as i32;
-        let (refused, fail) = {
+        let (refused, fail, silent_after, read_timeout, setup) = {
             let mut c = self.lock();
+            let setup = c.setups.len();
             c.setups.push((me.clone(), op.stage, gs, op.recovery_length, members.clone()));
+            c.received.push(Vec::new());
             let script = |c: &Cluster, m: &str| c.scripts.get(m).copied().unwrap_or_default();
             let refused = if create {
                 let r = script(&c, &me).refuse_create.then(|| me.clone());
@@ -167,7 +179,8 @@ impl Fakes {
                 }
                 r
             };
-            (refused, if create { script(&c, &me).fail_at } else { None })
+            let (fail, silent) = if create { (script(&c, &me).fail_at, script(&c, &me).silent_after) } else { (None, None) };
+            (refused, fail, silent, c.read_timeout, setup)
         };
         if let Some(bad) = refused {
             let resp = OpResponse {
@@ -182,9 +195,41 @@ impl Fakes {
         if write_message_async(&mut s, &OpResponse::default()).await.is_err() {
             return;
         }
+        let mut silent = false;
         loop {
-            let Ok(p) = read_packet_async(&mut s, 512).await else { return };
+            let read = read_packet_async(&mut s, 512);
+            let p = match read_timeout {
+                Some(t) => match tokio::time::timeout(t, read).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        self.lock().errors.push(format!("{me}: nothing from the writer for {t:?}: hung up"));
+                        return;
+                    }
+                },
+                None => read.await,
+            };
+            let Ok(p) = p else { return };
             let h = p.header;
+            self.lock().received[setup].push(h.seqno);
+            if h.seqno == HEARTBEAT_SEQNO {
+                {
+                    let mut c = self.lock();
+                    let held = c.replicas.get(&me).map_or(0, |r| r.len() as u64);
+                    if h.data_len != 0 || h.last_packet || !p.checksums.is_empty() || h.offset_in_block != held {
+                        c.errors.push(format!("{me}: bad heartbeat {h:?} while holding {held} bytes"));
+                    }
+                    c.heartbeats.push((me.clone(), op.stage, h.offset_in_block));
+                }
+                if silent {
+                    return;
+                }
+                let ack = PipelineAck { seqno: h.seqno, statuses: vec![TransferStatus::Success as i32; members.len()], message: String::new() };
+                if write_message_async(&mut s, &ack).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            silent |= silent_after.is_some_and(|n| h.seqno >= n);
             if verify_checksums(&p.data, &p.checksums, 512).is_err() {
                 self.lock().errors.push(format!("{me}: bad checksums in packet {}", h.seqno));
             }
@@ -216,6 +261,9 @@ impl Fakes {
                 Some((_, Some(slot))) => statuses[slot] = TransferStatus::Error as i32,
                 None => {}
             }
+            if silent {
+                continue;
+            }
             let ack = PipelineAck { seqno: h.seqno, statuses, message: String::new() };
             if write_message_async(&mut s, &ack).await.is_err() {
                 return;
@@ -235,6 +283,15 @@ impl Fakes {
 
 /// A fake namenode with `datanodes`, replication 3, 512-byte packets.
 async fn namenode(datanodes: &[DatanodeId], spares: &[DatanodeId]) -> (FakeNamenode, crate::Client) {
+    namenode_with(datanodes, spares, |_| {}).await
+}
+
+/// [`namenode`] with the client's configuration adjusted by `tweak`.
+async fn namenode_with(
+    datanodes: &[DatanodeId],
+    spares: &[DatanodeId],
+    tweak: impl FnOnce(&mut crate::ClientConfig),
+) -> (FakeNamenode, crate::Client) {
     let nn = FakeNamenode::default();
     {
         let mut st = nn.state();
@@ -244,7 +301,7 @@ async fn namenode(datanodes: &[DatanodeId], spares: &[DatanodeId]) -> (FakeNamen
         st.block_size = 1 << 20;
         st.packet_size = 512;
     }
-    let client = nn.start().await;
+    let client = nn.start_with(tweak).await;
     (nn, client)
 }
 
@@ -448,4 +505,88 @@ async fn a_node_that_failed_a_setup_is_kept_out_of_the_next_blocks() {
     assert_eq!(st.add_block_excluded, vec![vec![], u1.clone(), u1.clone(), u1]);
     assert_eq!(st.abandoned.len(), 1, "only the first block was refused");
     assert_eq!(st.completed[0].map(|b| (b.block_id, b.num_bytes)), Some((1003, 2500 - 2048)));
+}
+
+// ---------------------------------------------------------------------------
+// Heartbeats
+// ---------------------------------------------------------------------------
+
+/// The socket timeout of the heartbeat tests (heartbeats every 250 ms).
+const SOCKET_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Fake datanodes that hang up on a silent writer after [`SOCKET_TIMEOUT`],
+/// and a client with that socket timeout.
+async fn timing_out_cluster(n: u32) -> (Fakes, Vec<DatanodeId>, FakeNamenode, crate::Client) {
+    let fakes = Fakes::default();
+    fakes.lock().read_timeout = Some(SOCKET_TIMEOUT);
+    let dns = fakes.start(n).await;
+    let (nn, client) = namenode_with(&dns, &[], |c| c.socket_timeout_ms = SOCKET_TIMEOUT.as_millis() as u64).await;
+    (fakes, dns, nn, client)
+}
+
+#[tokio::test]
+async fn an_idle_writer_keeps_its_pipeline_with_heartbeats() {
+    let (fakes, dns, nn, client) = timing_out_cluster(3).await;
+    let bytes = data(5 * 512 + 100);
+    let mut w = client.create("/f", CreateOptions::default()).await.unwrap();
+    w.write(&bytes[..3 * 512]).await.unwrap();
+    // The application pauses for several socket timeouts, twice.
+    tokio::time::sleep(SOCKET_TIMEOUT * 4).await;
+    w.write(&bytes[3 * 512..5 * 512]).await.unwrap();
+    tokio::time::sleep(SOCKET_TIMEOUT * 4).await;
+    w.write(&bytes[5 * 512..]).await.unwrap();
+    assert_eq!(w.close().await.unwrap(), bytes.len() as u64);
+
+    let c = fakes.lock();
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
+    // Heartbeats were sent in both pauses, each at the bytes sent so far.
+    let offsets: Vec<u64> = c.heartbeats.iter().map(|h| h.2).collect();
+    assert!(offsets.iter().filter(|o| **o == 3 * 512).count() >= 3, "{offsets:?}");
+    assert!(offsets.iter().filter(|o| **o == 5 * 512).count() >= 3, "{offsets:?}");
+    assert!(c.heartbeats.iter().all(|h| h.0 == dns[0].transfer_addr), "{:?}", c.heartbeats);
+    assert_eq!(c.setups.len(), 1, "one pipeline, never recovered: {:?}", c.setups);
+    assert_eq!(c.finalized, vec![(dns[0].transfer_addr.clone(), 1)]);
+    drop(c);
+    for d in &dns {
+        assert_eq!(fakes.replica(&d.transfer_addr), bytes, "heartbeats wrote nothing on {}", d.datanode_uuid);
+    }
+    let st = nn.state();
+    assert!(st.update_block.is_empty() && st.update_pipeline.is_empty(), "no pipeline recovery");
+    assert_eq!(st.completed, vec![Some(ExtendedBlock { block_id: 1000, generation_stamp: 1, num_bytes: bytes.len() as u64 })]);
+}
+
+#[tokio::test]
+async fn heartbeats_in_flight_are_never_resent_by_a_recovery() {
+    let (fakes, dns, nn, client) = timing_out_cluster(3).await;
+    // The head acks packets 0 and 1, swallows 2 and 3, and hangs up at the
+    // heartbeat that follows them while the writer is idle.
+    fakes.script(&dns[0].transfer_addr, Script { silent_after: Some(2), ..Default::default() });
+    let bytes = data(6 * 512);
+    let mut w = client.create("/f", CreateOptions::default()).await.unwrap();
+    w.write(&bytes[..4 * 512]).await.unwrap();
+    tokio::time::sleep(SOCKET_TIMEOUT * 2).await;
+    w.write(&bytes[4 * 512..]).await.unwrap();
+    assert_eq!(w.close().await.unwrap(), bytes.len() as u64);
+
+    let c = fakes.lock();
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
+    let create = op_write_block::Stage::Create as i32;
+    assert!(c.heartbeats.contains(&(dns[0].transfer_addr.clone(), create, 4 * 512)), "{:?}", c.heartbeats);
+    assert_eq!(c.received[0], vec![0, 1, 2, 3, HEARTBEAT_SEQNO], "the CREATE pipeline");
+    // The recovery pipeline got the unacknowledged data packets, then the
+    // rest: no heartbeat was resent.
+    let recovery = op_write_block::Stage::PipelineRecovery as i32;
+    let rec: Vec<usize> = (0..c.setups.len()).filter(|i| c.setups[*i].1 == recovery).collect();
+    assert_eq!(rec.len(), 1, "{:?}", c.setups);
+    assert_eq!(c.setups[rec[0]].3, 2 * 512, "recovery length = the acknowledged bytes");
+    assert_eq!(c.received[rec[0]], vec![2, 3, 4, 5, 6]);
+    drop(c);
+    for d in &dns[1..] {
+        assert_eq!(fakes.replica(&d.transfer_addr), bytes, "replica on {}", d.datanode_uuid);
+    }
+    let st = nn.state();
+    assert_eq!(st.update_block.len(), 1);
+    assert_eq!(st.update_block[0].num_bytes, 2 * 512, "heartbeats count no acknowledged bytes");
+    assert_eq!(st.update_pipeline[0].datanode_uuids, uuids(&[&dns[1], &dns[2]]), "the silent head was blamed");
+    assert_eq!(st.completed[0].map(|b| (b.generation_stamp, b.num_bytes)), Some((2, 6 * 512)));
 }

@@ -80,10 +80,13 @@ impl Builder {
         self
     }
     /// Short failure-detection settings: datanodes are declared dead
-    /// `dead_ms` after their last heartbeat and replication work runs every
-    /// 200 ms.
+    /// `dead_ms` after their last heartbeat, replication work runs every
+    /// 200 ms, and a transfer that got lost (e.g. to a node that flapped on
+    /// a loaded machine) is retried after 5 s.
     pub fn fast_failure_detection(self, dead_ms: u64) -> Self {
-        self.nn_conf("dead_node_interval_ms", dead_ms).nn_conf("replication_interval_ms", 200)
+        self.nn_conf("dead_node_interval_ms", dead_ms)
+            .nn_conf("replication_interval_ms", 200)
+            .nn_conf("replication_pending_timeout_ms", 5000)
     }
     pub fn datanodes(mut self, n: usize) -> Self {
         self.datanodes = n;

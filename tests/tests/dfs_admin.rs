@@ -39,7 +39,7 @@ fn addr_of(cluster: &TestCluster, role: &str) -> String {
 /// elsewhere; stopped afterwards, fsck is HEALTHY.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decommission_drains_a_datanode_before_marking_it() -> anyhow::Result<()> {
-    let cluster = TestCluster::builder().datanodes(4).replication(2).block_size(256 * 1024).fast_failure_detection(2000).start()?;
+    let cluster = TestCluster::builder().datanodes(4).replication(2).block_size(256 * 1024).fast_failure_detection(4000).start()?;
     let client = cluster.client().await?;
     for i in 0..6u64 {
         client.write_all(&format!("/d/f{i}"), &test_bytes(300_000 + i as usize * 50_000, i), false).await?;
@@ -136,7 +136,7 @@ async fn restarted_cluster_passes_through_safe_mode() -> anyhow::Result<()> {
 /// rack is back, then repaired.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocks_span_two_racks_and_mis_replication_is_repaired() -> anyhow::Result<()> {
-    let cluster = TestCluster::builder().datanodes(4).replication(3).racks(2).fast_failure_detection(2000).start()?;
+    let cluster = TestCluster::builder().datanodes(4).replication(3).racks(2).fast_failure_detection(4000).start()?;
     let client = cluster.client().await?;
     client.write_all("/racked.bin", &test_bytes(5 * MIB / 2, 7), false).await?;
     let blocks = block_racks(&client, "/racked.bin").await;
@@ -165,12 +165,16 @@ async fn blocks_span_two_racks_and_mis_replication_is_repaired() -> anyhow::Resu
     let out = String::from_utf8_lossy(&cluster.dfs(&["fsck", "/one-rack.bin", "--files"]).stdout).to_string();
     assert!(out.contains("Replica placement policy is violated"), "{out}");
     cluster.run_ok(&["dfsadmin", "safemode", "leave"]);
-    eventually(Duration::from_secs(60), || async {
+    let repaired = eventually(Duration::from_secs(60), || async {
         let blocks = block_racks(&client, "/one-rack.bin").await;
         let report = fsck(&client, "/").await;
         blocks.iter().all(|(_, r)| r.len() == 2) && report.summary.mis_replicated_blocks == 0 && report.summary.over_replicated_blocks == 0
     })
-    .await?;
+    .await;
+    if let Err(e) = repaired {
+        let opts = FsckOptions { list_files: true, list_blocks: true, list_locations: true, include_open_files: true };
+        panic!("{e}: {:?}", client.fsck("/", opts).await);
+    }
     eventually(Duration::from_secs(30), || async { fsck(&client, "/").await.is_healthy() }).await?;
     Ok(())
 }

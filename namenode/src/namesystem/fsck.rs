@@ -203,7 +203,7 @@ impl Namesystem {
             st.check_access(&ugi, &p, id, READ | EXECUTE)?;
         }
         drop(st);
-        tracing::info!("fsck {p} by {}", ugi.user);
+        tracing::debug!("fsck {p} by {}", ugi.user);
         let summary = FsckSummary {
             default_replication: self.conf.default_replication,
             total_dirs: is_dir as u64,

@@ -88,8 +88,27 @@ async fn exercise(cluster: &LocalCluster) -> anyhow::Result<()> {
         human_size(summary.length),
         human_size(summary.space_consumed)
     );
-    let report = client.datanode_report().await?;
-    println!("datanodes:");
+    let fsck = client.fsck("/demo", tusk_client::FsckOptions::default()).await?;
+    println!(
+        "\n$ tusk dfs fsck /demo\n{} blocks, {} live replicas, {} under-replicated, {} corrupt, {} missing: {}",
+        fsck.summary.total_blocks,
+        fsck.summary.live_replicas,
+        fsck.summary.under_replicated_blocks,
+        fsck.summary.corrupt_blocks,
+        fsck.summary.missing_blocks,
+        if fsck.is_healthy() { "HEALTHY" } else { "CORRUPT" }
+    );
+    if !fsck.is_healthy() {
+        bail!("fsck found /demo unhealthy");
+    }
+    // Space used reaches the namenode with the next heartbeats.
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    let mut report = client.datanode_report().await?;
+    while report.iter().any(|d| d.live && d.num_blocks > 0 && d.dfs_used == 0) && Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        report = client.datanode_report().await?;
+    }
+    println!("\ndatanodes:");
     for d in report {
         println!("  {}  {}  used {}  {} blocks", d.transfer_addr, if d.live { "live" } else { "dead" }, human_size(d.dfs_used), d.num_blocks);
     }

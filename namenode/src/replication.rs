@@ -166,6 +166,10 @@ pub(crate) struct Replication {
     /// do not take the datanode lock can spot a block on one rack.
     rack_ids: Vec<u32>,
     multi_rack: bool,
+    /// The safe-mode epoch of the last tick that did work: a newer one means
+    /// safe mode came and went (however briefly) and its dropped notes must
+    /// be made up for by a rescan.
+    pub(crate) safemode_epoch: u64,
 }
 
 impl Default for Replication {
@@ -182,13 +186,23 @@ impl Default for Replication {
             decommissioning: HashMap::new(),
             rack_ids: Vec::new(),
             multi_rack: false,
+            safemode_epoch: 0,
         }
     }
 }
 
 impl Replication {
     /// Takes the racks of the datanodes (see `rack_ids`).
-    pub(crate) fn refresh_racks(&mut self, dm: &DatanodeManager) {
+    /// Refreshes the rack numbers; returns true when the cluster just became
+    /// multi-rack (every block's placement must then be checked, as HDFS
+    /// does when a second rack appears).
+    pub(crate) fn refresh_racks(&mut self, dm: &DatanodeManager) -> bool {
+        let was_multi = self.multi_rack;
+        self.refresh_rack_ids(dm);
+        !was_multi && self.multi_rack
+    }
+
+    fn refresh_rack_ids(&mut self, dm: &DatanodeManager) {
         let mut names: HashMap<&str, u32> = HashMap::new();
         self.rack_ids = dm
             .iter()

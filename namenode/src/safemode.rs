@@ -5,7 +5,7 @@
 //! replicas and `safemode_min_datanodes` are live, after
 //! `safemode_extension_ms`; an administrator can enter and leave it by hand.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -32,6 +32,8 @@ struct State {
 #[derive(Debug)]
 pub(crate) struct SafeMode {
     on: AtomicBool,
+    /// Incremented each time safe mode is entered.
+    epoch: AtomicU64,
     state: Mutex<State>,
     threshold: f64,
     min_datanodes: usize,
@@ -47,6 +49,7 @@ impl SafeMode {
         }
         SafeMode {
             on: AtomicBool::new(on),
+            epoch: AtomicU64::new(u64::from(on)),
             state: Mutex::new(State {
                 manual: false,
                 reached_at: None,
@@ -65,6 +68,12 @@ impl SafeMode {
 
     pub(crate) fn is_on(&self) -> bool {
         self.on.load(Ordering::Acquire)
+    }
+
+    /// How many times safe mode was entered: work skipped while it was on
+    /// (however briefly) is made up for when this changes.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
     }
 
     fn threshold_met(&self, c: &BlockCounts) -> bool {
@@ -106,6 +115,7 @@ impl SafeMode {
         let mut st = self.state.lock();
         st.manual = true;
         st.reached_at = None;
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         self.on.store(true, Ordering::Release);
         tracing::info!("safe mode is ON (entered by an administrator)");
     }

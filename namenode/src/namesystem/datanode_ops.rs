@@ -61,9 +61,10 @@ impl Namesystem {
         let idx = dm.register(id, storage).ok_or_else(|| NamenodeError::req(ErrorKind::Internal, "too many datanodes"))?;
         let (rack, admin) = dm.get(idx).map(|d| (d.id.rack.clone(), d.admin)).unwrap_or_default();
         let mut repl = self.repl.lock();
-        repl.refresh_racks(&dm);
-        if moved {
-            // Racks moved: the placement of every block is checked again.
+        let now_multi_rack = repl.refresh_racks(&dm);
+        if moved || now_multi_rack {
+            // Racks moved, or a second rack appeared: the placement of every
+            // block is checked again.
             repl.rescan = true;
         }
         drop(repl);

@@ -279,7 +279,16 @@ impl Namesystem {
                 TickStats::default()
             } else {
                 let racks = dm.cluster_racks();
-                r.refresh_racks(&dm);
+                if r.refresh_racks(&dm) {
+                    r.rescan = true;
+                }
+                let epoch = self.safemode.epoch();
+                if epoch != r.safemode_epoch {
+                    // Safe mode came and went since the last tick (maybe too
+                    // briefly for a tick to see it); notes were dropped meanwhile.
+                    r.safemode_epoch = epoch;
+                    r.rescan = true;
+                }
                 // Blocks postponed for a quiet holder are looked at again once
                 // every live node heartbeats again (or is declared dead).
                 let stale = stale_interval(&self.conf);

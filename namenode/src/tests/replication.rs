@@ -440,3 +440,16 @@ async fn excess_replicas_are_not_trimmed_while_a_holder_is_quiet() {
     let trimmed: Vec<u64> = dn.iter().flat_map(|d| deletes(&hb(&ns, d))).collect();
     assert_eq!(trimmed, vec![f.block_id]);
 }
+
+#[tokio::test]
+async fn work_dropped_during_a_brief_safe_mode_is_made_up_for() {
+    let (ns, dn, _d) = cluster(3, None);
+    file_on(&ns, "/f", 2, &[&dn[0], &dn[1]]).await;
+    ns.replication_tick();
+    // Safe mode comes and goes between two ticks; meanwhile dn-2 reports
+    // that it lost its replica (not acted on in safe mode).
+    ns.safemode.enter();
+    ns.block_report(&dn[1], &[]);
+    ns.safemode.leave();
+    assert_eq!(work(ns.replication_tick()).0, 1, "the block is re-replicated after safe mode");
+}

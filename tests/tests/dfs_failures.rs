@@ -140,6 +140,44 @@ async fn corrupt_replica_is_reported_repaired_and_deleted() -> anyhow::Result<()
     Ok(())
 }
 
+/// `tusk dfs recover-lease` closes a dead writer's file at once, long
+/// before the hard limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recover_lease_command_closes_a_dead_writers_file() -> anyhow::Result<()> {
+    let cluster = TestCluster::builder().datanodes(3).replication(2).start()?;
+    let data = test_bytes(MIB + 200_000, 5);
+    let mut put = cluster
+        .tusk()
+        .args(["dfs", "put", "-", "/dead.bin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut stdin = put.stdin.take().ok_or_else(|| anyhow::anyhow!("no stdin"))?;
+    stdin.write_all(&data)?;
+    stdin.flush()?;
+    let client = cluster.client().await?;
+    let tmp = "/dead.bin._COPYING_";
+    eventually(Duration::from_secs(30), || async {
+        client.try_stat(tmp).await.ok().flatten().is_some_and(|s| s.length >= MIB as u64)
+    })
+    .await?;
+    put.kill()?;
+    let _ = put.wait();
+    drop(stdin);
+    assert!(client.stat(tmp).await?.under_construction);
+    let out = cluster.dfs_ok(&["recover-lease", tmp, "--retries", "20"]);
+    assert!(out.contains("recoverLease SUCCEEDED"), "{out}");
+    let st = client.stat(tmp).await?;
+    assert!(!st.under_construction);
+    let len = st.length as usize;
+    assert!(len >= MIB && len <= data.len(), "recovered length {len}");
+    assert!(client.read_all(tmp).await?.as_ref() == &data[..len]);
+    // A closed file: nothing to recover.
+    assert!(cluster.dfs_ok(&["recover-lease", tmp]).contains("recoverLease SUCCEEDED"));
+    Ok(())
+}
+
 /// Test 4: a writing client is killed mid-file. After the hard limit the
 /// namenode recovers the lease: the file closes at a length every replica
 /// agrees on, holding the bytes written up to that length.

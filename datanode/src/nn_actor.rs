@@ -38,6 +38,11 @@ const LOG_EVERY: Duration = Duration::from_secs(5);
 pub(crate) struct NamenodeClient {
     pub addr: String,
     rpc: DatanodeProtocolClient<Channel>,
+    /// Orders incremental and full block reports: a full report is built
+    /// and sent while no incremental report is on its way, so the namenode
+    /// never processes a report built before a replica it already heard of
+    /// (which would make it drop that replica's location).
+    reports: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl NamenodeClient {
@@ -47,7 +52,11 @@ impl NamenodeClient {
             .map_err(|e| DatanodeError::Config(format!("namenode_addr: '{addr}': {e}")))?
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30));
-        Ok(NamenodeClient { addr: addr.to_string(), rpc: DatanodeProtocolClient::new(endpoint.connect_lazy()) })
+        Ok(NamenodeClient {
+            addr: addr.to_string(),
+            rpc: DatanodeProtocolClient::new(endpoint.connect_lazy()),
+            reports: Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
     fn rpc_error(&self, status: tonic::Status) -> DatanodeError {
@@ -68,6 +77,7 @@ impl NamenodeClient {
         deleted: Vec<ReplicaReport>,
     ) -> Result<(), DatanodeError> {
         let req = IncrementalBlockReportRequest { datanode_uuid: uuid.to_string(), received, deleted };
+        let _in_order = self.reports.lock().await;
         self.rpc.clone().incremental_block_report(req).await.map_err(|s| self.rpc_error(s))?;
         Ok(())
     }
@@ -278,6 +288,9 @@ impl NamenodeActor {
     }
 
     async fn full_block_report(&self) -> Result<Vec<DatanodeCommand>, DatanodeError> {
+        // No incremental report may overtake this one between its snapshot
+        // and its processing by the namenode.
+        let _in_order = self.client.reports.lock().await;
         let replicas = self.storage.block_report();
         let rbw = self.storage.rbw_report();
         let (n, n_rbw) = (replicas.len(), rbw.len());

@@ -64,6 +64,13 @@ pub fn format(config: &NamenodeConfig, superuser: &str, force: bool) -> Result<S
         }
         std::fs::remove_dir_all(&dir).map_err(|e| NamenodeError::io(&dir, e))?;
     }
+    // A new namespace starts without the old one's decommissioning decisions.
+    let excludes = config.name_dir.join(crate::decommission::EXCLUDES_FILE);
+    match std::fs::remove_file(&excludes) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(NamenodeError::io(&excludes, e)),
+    }
     std::fs::create_dir_all(&dir).map_err(|e| NamenodeError::io(&dir, e))?;
     let cluster_id = format!("CID-{}", uuid::Uuid::new_v4());
     let now = tusk_common::now_ms();

@@ -106,7 +106,7 @@ pub(crate) fn coordinate(
         delete_block,
         datanode_uuids,
     };
-    let Some((len, participants)) = choose_length(&answers) else {
+    let Some((len, participants)) = choose_length(&answers)? else {
         if !unreachable.is_empty() {
             return Err(format!("no usable replica, and {unreachable:?} could not be asked"));
         }
@@ -134,13 +134,23 @@ pub(crate) fn coordinate(
 
 /// The recovered length and the replicas that take part: a finalized
 /// replica's length and the replicas at least that long, else the shortest
-/// length and every replica. `None` without replicas.
-pub(crate) fn choose_length(answers: &[ReplicaAnswer]) -> Option<(u64, Vec<&ReplicaAnswer>)> {
-    if let Some(f) = answers.iter().find(|a| a.state == ReplicaState::ReplicaFinalized) {
-        return Some((f.len, answers.iter().filter(|a| a.len >= f.len).collect()));
+/// length and every replica. `None` without replicas. Finalized replicas
+/// that disagree on their length are an error (as in HDFS): nothing is
+/// committed and the namenode retries later.
+#[allow(clippy::type_complexity)]
+pub(crate) fn choose_length(answers: &[ReplicaAnswer]) -> Result<Option<(u64, Vec<&ReplicaAnswer>)>, String> {
+    let mut finalized = answers.iter().filter(|a| a.state == ReplicaState::ReplicaFinalized);
+    if let Some(f) = finalized.next() {
+        if let Some(other) = finalized.find(|o| o.len != f.len) {
+            return Err(format!(
+                "finalized replicas disagree on the length: {} bytes on {}, {} bytes on {}",
+                f.len, f.addr, other.len, other.addr
+            ));
+        }
+        return Ok(Some((f.len, answers.iter().filter(|a| a.len >= f.len).collect())));
     }
-    let min = answers.iter().map(|a| a.len).min()?;
-    Some((min, answers.iter().collect()))
+    let Some(min) = answers.iter().map(|a| a.len).min() else { return Ok(None) };
+    Ok(Some((min, answers.iter().collect())))
 }
 
 #[cfg(test)]
@@ -162,10 +172,10 @@ mod tests {
             answer("b", ReplicaState::ReplicaRbw, 1024),
             answer("c", ReplicaState::ReplicaRbw, 2048),
         ];
-        let (len, parts) = choose_length(&a).unwrap();
+        let (len, parts) = choose_length(&a).unwrap().unwrap();
         assert_eq!(len, 1024);
         assert_eq!(uuids(&parts), vec!["a", "b", "c"]);
-        assert!(choose_length(&[]).is_none());
+        assert!(choose_length(&[]).unwrap().is_none());
     }
 
     #[test]
@@ -175,8 +185,19 @@ mod tests {
             answer("b", ReplicaState::ReplicaRbw, 1024),
             answer("c", ReplicaState::ReplicaFinalized, 2048),
         ];
-        let (len, parts) = choose_length(&a).unwrap();
+        let (len, parts) = choose_length(&a).unwrap().unwrap();
         assert_eq!(len, 2048);
         assert_eq!(uuids(&parts), vec!["a", "c"]);
+    }
+
+    #[test]
+    fn finalized_replicas_of_different_lengths_are_not_committed() {
+        let a = [
+            answer("a", ReplicaState::ReplicaFinalized, 2048),
+            answer("b", ReplicaState::ReplicaRbw, 4096),
+            answer("c", ReplicaState::ReplicaFinalized, 1024),
+        ];
+        let e = choose_length(&a).unwrap_err();
+        assert!(e.contains("disagree") && e.contains("a:1") && e.contains("c:1"), "{e}");
     }
 }

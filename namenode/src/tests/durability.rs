@@ -182,8 +182,11 @@ fn format_refuses_an_existing_namespace_and_start_needs_one() {
     assert!(id.starts_with("CID-"));
     let e = crate::format(&c, "root", false).unwrap_err();
     assert!(e.to_string().contains("already holds a namespace"), "{e}");
+    let excludes = c.name_dir.join(crate::decommission::EXCLUDES_FILE);
+    std::fs::write(&excludes, "{}").unwrap();
     let id2 = crate::format(&c, "root", true).unwrap();
     assert_ne!(id, id2);
+    assert!(!excludes.exists(), "a new namespace keeps no decommissioning state");
     std::fs::write(storage::current_dir(&c.name_dir).join("VERSION"), "garbage = [").unwrap();
     let e = Namesystem::open(c).err().unwrap();
     assert!(e.to_string().contains("VERSION"), "{e}");

@@ -78,3 +78,30 @@ impl Target {
         Ok(())
     }
 }
+
+/// Bytes handed to one write call by the write benchmarks.
+pub(crate) const WRITE_CHUNK: usize = 1 << 20;
+
+/// One MiB of pseudo-random bytes, reused for every write.
+pub(crate) fn pattern() -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..WRITE_CHUNK)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Writes `size` bytes, repeating `pattern`.
+pub(crate) async fn write_pattern(w: &mut tusk_client::FileWriter, size: u64, pattern: &[u8]) -> anyhow::Result<()> {
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(pattern.len() as u64) as usize;
+        w.write(&pattern[..n]).await?;
+        left -= n as u64;
+    }
+    Ok(())
+}

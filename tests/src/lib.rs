@@ -294,20 +294,31 @@ impl TestCluster {
     /// Finalized replica data files (`blk_<id>`) of `block_id` on each
     /// datanode, as (role, path).
     pub fn replica_files(&self, block_id: u64) -> Vec<(String, PathBuf)> {
-        let name = format!("blk_{block_id}");
         let mut out = Vec::new();
         for role in self.roles().into_iter().filter(|r| r.starts_with("datanode-")) {
-            let finalized = self.data_dir(&role).join("current").join("finalized");
-            let mut stack = vec![finalized];
-            while let Some(d) = stack.pop() {
-                let Ok(rd) = std::fs::read_dir(&d) else { continue };
-                for e in rd.flatten() {
-                    let p = e.path();
-                    if p.is_dir() {
-                        stack.push(p);
-                    } else if e.file_name().to_string_lossy() == name {
-                        out.push((role.clone(), p));
-                    }
+            for (id, path) in self.finalized_replicas(&role) {
+                if id == block_id {
+                    out.push((role.clone(), path));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Finalized replica data files on a datanode, as (block id, path), by id.
+    pub fn finalized_replicas(&self, role: &str) -> Vec<(u64, PathBuf)> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.data_dir(role).join("current").join("finalized")];
+        while let Some(d) = stack.pop() {
+            let Ok(rd) = std::fs::read_dir(&d) else { continue };
+            for e in rd.flatten() {
+                let p = e.path();
+                let name = e.file_name().to_string_lossy().to_string();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if let Some(id) = name.strip_prefix("blk_").and_then(|s| s.parse().ok()) {
+                    out.push((id, p));
                 }
             }
         }
@@ -394,6 +405,16 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
+}
+
+/// Every block of the files under `path` per fsck (open files too), with
+/// replicas and their states; empty when fsck fails.
+pub async fn fsck_blocks(client: &Client, path: &str) -> Vec<tusk_client::FsckBlock> {
+    let opts = tusk_client::FsckOptions { list_files: true, list_blocks: true, list_locations: true, include_open_files: true };
+    match client.fsck(path, opts).await {
+        Ok(report) => report.files.into_iter().flat_map(|f| f.blocks).collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Deterministic pseudo-random bytes (xorshift), different per seed.

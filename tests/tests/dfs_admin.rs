@@ -4,18 +4,15 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 use tusk_client::{Client, FsckOptions, FsckReplicaState, FsckReport};
-use tusk_tests::{TestCluster, eventually, test_bytes};
+use tusk_tests::{TestCluster, eventually, fsck_blocks, test_bytes};
 
 const MIB: usize = 1 << 20;
 
 /// Block ids of every file under `path`, with the racks of their live replicas.
 async fn block_racks(client: &Client, path: &str) -> Vec<(u64, BTreeSet<String>)> {
-    let opts = FsckOptions { list_files: true, list_blocks: true, list_locations: true, include_open_files: false };
-    let Ok(report) = client.fsck(path, opts).await else { return Vec::new() };
-    report
-        .files
+    fsck_blocks(client, path)
+        .await
         .iter()
-        .flat_map(|f| f.blocks.iter())
         .map(|b| {
             let racks = b.replicas.iter().filter(|r| r.state == FsckReplicaState::Live).map(|r| r.rack.clone()).collect();
             (b.block_id, racks)
@@ -47,10 +44,10 @@ async fn decommission_drains_a_datanode_before_marking_it() -> anyhow::Result<()
     // The datanode holding the most replicas.
     let node = (0..4)
         .map(|i| format!("datanode-{i}"))
-        .max_by_key(|role| walk_blocks(&cluster.data_dir(role)).len())
+        .max_by_key(|role| cluster.finalized_replicas(role).len())
         .unwrap();
     let node = node.as_str();
-    assert!(!walk_blocks(&cluster.data_dir(node)).is_empty());
+    assert!(!cluster.finalized_replicas(node).is_empty());
     let addr = addr_of(&cluster, node);
     let out = cluster.run_ok(&["dfsadmin", "decommission", &addr, "--wait", "--timeout", "90"]);
     assert!(out.contains("Decommissioned") || out.contains("decommissioned"), "{out}");
@@ -65,7 +62,7 @@ async fn decommission_drains_a_datanode_before_marking_it() -> anyhow::Result<()
         .unwrap_or_default();
     assert_eq!(me["admin_state"], "DECOMMISSIONED", "{report:#}");
     // Every block still on the node has 2 replicas on other nodes.
-    for id in walk_blocks(&cluster.data_dir(node)) {
+    for (id, _) in cluster.finalized_replicas(node) {
         let elsewhere = cluster.replica_files(id).into_iter().filter(|(r, _)| r != node).count();
         assert!(elsewhere >= 2, "block {id} has {elsewhere} replicas besides {node}");
     }
@@ -80,26 +77,6 @@ async fn decommission_drains_a_datanode_before_marking_it() -> anyhow::Result<()
     // New blocks never go to a decommissioned node, and recommission works.
     let _ = cluster.run_ok(&["dfsadmin", "recommission", &addr]);
     Ok(())
-}
-
-/// Finalized block ids under a datanode's data directory.
-fn walk_blocks(dir: &std::path::Path) -> Vec<u64> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.join("current").join("finalized")];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
-        for e in rd.flatten() {
-            let p = e.path();
-            let name = e.file_name().to_string_lossy().to_string();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Some(id) = name.strip_prefix("blk_").and_then(|s| s.parse().ok()) {
-                out.push(id);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Test 6: the whole cluster is stopped and started. The namenode passes

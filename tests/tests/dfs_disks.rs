@@ -5,13 +5,12 @@
 
 use std::time::Duration;
 use tusk_client::{Client, FsckOptions};
-use tusk_tests::{TestCluster, eventually, test_bytes};
+use tusk_tests::{TestCluster, eventually, fsck_blocks, test_bytes};
 
 const PIB: &str = "1125899906842624";
 
 async fn block_of(client: &Client, path: &str) -> u64 {
-    let opts = FsckOptions { list_files: true, list_blocks: true, ..Default::default() };
-    client.fsck(path, opts).await.map(|r| r.files[0].blocks[0].block_id).unwrap_or_default()
+    fsck_blocks(client, path).await.first().map(|b| b.block_id).unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,10 +72,7 @@ async fn full_datanodes_get_no_replicas_and_no_room_is_a_clear_error() -> anyhow
     for i in 0..6u64 {
         client.write_all(&format!("/f{i}"), &test_bytes(100_000, i), false).await?;
     }
-    let on_full = std::fs::read_dir(cluster.data_dir("datanode-1").join("current").join("finalized"))?
-        .flatten()
-        .count();
-    assert_eq!(on_full, 0, "a full datanode received replicas");
+    assert!(cluster.finalized_replicas("datanode-1").is_empty(), "a full datanode received replicas");
     // Every disk is full: a write fails with a clear error and leaves nothing.
     for role in ["datanode-0", "datanode-2"] {
         cluster.set_conf(role, "reserved_bytes", PIB)?;

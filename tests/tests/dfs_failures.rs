@@ -5,20 +5,31 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
 use tusk_client::{Client, CreateOptions, FsckOptions};
-use tusk_tests::{TestCluster, eventually, test_bytes, wait_until};
+use tusk_tests::{TestCluster, eventually, fsck_blocks, test_bytes, wait_until};
 
 const MIB: usize = 1 << 20;
 
-/// Blocks of `path` per fsck, as (block id, live replicas, replica addresses).
-async fn fsck_blocks(client: &Client, path: &str) -> Vec<(u64, u32, Vec<String>)> {
-    let opts = FsckOptions { list_files: true, list_blocks: true, list_locations: true, include_open_files: true };
-    let Ok(report) = client.fsck(path, opts).await else { return Vec::new() };
-    report
-        .files
-        .iter()
-        .flat_map(|f| f.blocks.iter())
-        .map(|b| (b.block_id, b.live_replicas, b.replicas.iter().map(|r| r.transfer_addr.clone()).collect()))
-        .collect()
+/// Runs `tusk dfs put - PATH` fed `data` and kills it with SIGKILL once
+/// its temporary file `PATH._COPYING_` has `committed` bytes in complete blocks.
+async fn kill_writer_mid_file(cluster: &TestCluster, client: &Client, path: &str, data: &[u8], committed: u64) -> anyhow::Result<()> {
+    let mut put = cluster
+        .tusk()
+        .args(["dfs", "put", "-", path])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut stdin = put.stdin.take().ok_or_else(|| anyhow::anyhow!("no stdin"))?;
+    stdin.write_all(data)?;
+    stdin.flush()?;
+    let tmp = format!("{path}._COPYING_");
+    eventually(Duration::from_secs(30), || async {
+        client.try_stat(&tmp).await.ok().flatten().is_some_and(|s| s.length >= committed)
+    })
+    .await?;
+    put.kill()?;
+    let _ = put.wait();
+    Ok(())
 }
 
 async fn healthy(client: &Client) -> bool {
@@ -54,7 +65,8 @@ async fn datanode_killed_mid_write_the_write_survives_and_blocks_are_rereplicate
         .to_string();
     eventually(Duration::from_secs(90), || async {
         let blocks = fsck_blocks(&client, "/survivor.bin").await;
-        blocks.len() == 7 && blocks.iter().all(|(_, live, addrs)| *live == 3 && !addrs.contains(&dead_addr))
+        blocks.len() == 7
+            && blocks.iter().all(|b| b.live_replicas == 3 && !b.replicas.iter().any(|r| r.transfer_addr == dead_addr))
     })
     .await
     .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -67,7 +79,7 @@ async fn datanode_killed_mid_write_the_write_survives_and_blocks_are_rereplicate
     // finalized before the kill, and the partial one with a stale stamp):
     // they are excess or stale now and get deleted.
     cluster.restart("datanode-0")?;
-    let ids: Vec<u64> = fsck_blocks(&client, "/survivor.bin").await.iter().map(|b| b.0).collect();
+    let ids: Vec<u64> = fsck_blocks(&client, "/survivor.bin").await.iter().map(|b| b.block_id).collect();
     let rbw = cluster.data_dir("datanode-0").join("current").join("rbw");
     eventually(Duration::from_secs(90), || async {
         let on_disk_ok = ids.iter().all(|id| cluster.replica_files(*id).len() == 3);
@@ -98,7 +110,7 @@ async fn corrupt_replica_is_reported_repaired_and_deleted() -> anyhow::Result<()
     client.write_all("/victim.bin", &data, false).await?;
     let blocks = fsck_blocks(&client, "/victim.bin").await;
     assert_eq!(blocks.len(), 1);
-    let block_id = blocks[0].0;
+    let block_id = blocks[0].block_id;
     let holders = cluster.replica_files(block_id);
     assert_eq!(holders.len(), 3, "{holders:?}");
     // The fourth datanode goes away, so nothing can repair the block yet.
@@ -146,25 +158,9 @@ async fn corrupt_replica_is_reported_repaired_and_deleted() -> anyhow::Result<()
 async fn recover_lease_command_closes_a_dead_writers_file() -> anyhow::Result<()> {
     let cluster = TestCluster::builder().datanodes(3).replication(2).start()?;
     let data = test_bytes(MIB + 200_000, 5);
-    let mut put = cluster
-        .tusk()
-        .args(["dfs", "put", "-", "/dead.bin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut stdin = put.stdin.take().ok_or_else(|| anyhow::anyhow!("no stdin"))?;
-    stdin.write_all(&data)?;
-    stdin.flush()?;
     let client = cluster.client().await?;
     let tmp = "/dead.bin._COPYING_";
-    eventually(Duration::from_secs(30), || async {
-        client.try_stat(tmp).await.ok().flatten().is_some_and(|s| s.length >= MIB as u64)
-    })
-    .await?;
-    put.kill()?;
-    let _ = put.wait();
-    drop(stdin);
+    kill_writer_mid_file(&cluster, &client, "/dead.bin", &data, MIB as u64).await?;
     assert!(client.stat(tmp).await?.under_construction);
     let out = cluster.dfs_ok(&["recover-lease", tmp, "--retries", "20"]);
     assert!(out.contains("recoverLease SUCCEEDED"), "{out}");
@@ -190,26 +186,10 @@ async fn killed_writer_lease_is_recovered_at_an_agreed_length() -> anyhow::Resul
         .nn_conf("lease_hard_limit_ms", 3000)
         .start()?;
     let data = test_bytes(2 * MIB + 300_000, 4);
-    let mut put = cluster
-        .tusk()
-        .args(["dfs", "put", "-", "/orphan.bin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut stdin = put.stdin.take().ok_or_else(|| anyhow::anyhow!("no stdin"))?;
-    stdin.write_all(&data)?;
-    stdin.flush()?;
-    // The put writes to a temporary name; wait until two blocks are committed.
+    // Killed once two blocks are committed.
     let client = cluster.client().await?;
     let tmp = "/orphan.bin._COPYING_";
-    eventually(Duration::from_secs(30), || async {
-        client.try_stat(tmp).await.ok().flatten().is_some_and(|s| s.length >= 2 * MIB as u64)
-    })
-    .await?;
-    put.kill()?;
-    let _ = put.wait();
-    drop(stdin);
+    kill_writer_mid_file(&cluster, &client, "/orphan.bin", &data, 2 * MIB as u64).await?;
     eventually(Duration::from_secs(60), || async {
         client.try_stat(tmp).await.ok().flatten().is_some_and(|s| !s.under_construction)
     })
@@ -222,7 +202,8 @@ async fn killed_writer_lease_is_recovered_at_an_agreed_length() -> anyhow::Resul
     // Every replica of every block agrees on its length.
     let blocks = fsck_blocks(&client, tmp).await;
     let mut total = 0;
-    for (id, _, _) in &blocks {
+    for b in &blocks {
+        let id = &b.block_id;
         let files = cluster.replica_files(*id);
         assert!(!files.is_empty(), "block {id} has no replica");
         let lens: Vec<u64> = files.iter().map(|(_, f)| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).collect();

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 use tusk_client::{Client, ClientConfig, CreateOptions};
 
-use super::Target;
+use super::{Target, WRITE_CHUNK, pattern, write_pattern};
 use crate::cluster::ClusterOptions;
 
 #[derive(Debug, Args)]
@@ -23,9 +23,6 @@ pub struct DfsioArgs {
     #[arg(long, default_value_t = 3)]
     replication: u32,
 }
-
-/// Bytes handed to one write call.
-const WRITE_CHUNK: usize = 1 << 20;
 
 pub async fn run(namenode: Option<String>, args: DfsioArgs) -> anyhow::Result<()> {
     if args.files == 0 || args.size == 0 {
@@ -70,18 +67,6 @@ pub async fn run(namenode: Option<String>, args: DfsioArgs) -> anyhow::Result<()
     target.finish().await
 }
 
-/// One MiB of pseudo-random bytes, reused for every write.
-fn pattern() -> Vec<u8> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    (0..WRITE_CHUNK)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 fn baseline_write(dir: &std::path::Path, args: &DfsioArgs, pattern: &[u8]) -> anyhow::Result<Duration> {
     let start = Instant::now();
@@ -155,12 +140,7 @@ async fn tusk_write(namenode: &str, args: &DfsioArgs, pattern: &[u8]) -> anyhow:
             let client = Client::connect(ClientConfig::new(nn)).await?;
             let opts = CreateOptions { overwrite: true, replication: Some(replication), ..Default::default() };
             let mut w = client.create(&format!("/bench/dfsio/file_{f}"), opts).await?;
-            let mut left = size;
-            while left > 0 {
-                let n = left.min(pattern.len() as u64) as usize;
-                w.write(&pattern[..n]).await?;
-                left -= n as u64;
-            }
+            write_pattern(&mut w, size, &pattern).await?;
             w.close().await?;
             anyhow::Ok(())
         });

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tusk_client::{Client, ClientConfig, CreateOptions, FsckOptions};
 
+use super::{pattern, write_pattern};
 use crate::cluster::{ClusterOptions, LocalCluster};
 
 #[derive(Debug, Args)]
@@ -46,7 +47,6 @@ pub struct RereplicationArgs {
     work_multiplier: u32,
 }
 
-const WRITE_CHUNK: usize = 1 << 20;
 const FILE_SIZE: u64 = 1 << 30;
 
 pub async fn run(args: RereplicationArgs) -> anyhow::Result<()> {
@@ -86,12 +86,7 @@ async fn measure(cluster: &LocalCluster, args: &RereplicationArgs) -> anyhow::Re
     while replica_bytes(&victim_dir)?.0 < args.victim_bytes {
         let opts = CreateOptions { overwrite: true, replication: Some(args.replication), ..Default::default() };
         let mut w = client.create(&format!("/bench/rerep/file_{files}"), opts).await?;
-        let mut left = FILE_SIZE;
-        while left > 0 {
-            let n = left.min(pattern.len() as u64) as usize;
-            w.write(&pattern[..n]).await?;
-            left -= n as u64;
-        }
+        write_pattern(&mut w, FILE_SIZE, &pattern).await?;
         w.close().await?;
         written += FILE_SIZE;
         files += 1;
@@ -207,17 +202,4 @@ fn baseline_copy(cluster_dir: &Path, files: &[PathBuf]) -> anyhow::Result<Durati
         anyhow::Ok(())
     })?;
     Ok(start.elapsed())
-}
-
-/// One MiB of pseudo-random bytes, reused for every write.
-fn pattern() -> Vec<u8> {
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    (0..WRITE_CHUNK)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }

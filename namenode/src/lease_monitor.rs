@@ -63,8 +63,7 @@ impl Namesystem {
         let (mut safe, mut total) = (0, 0);
         for (id, b) in st.blocks.iter() {
             // The last block of a file being written may legitimately have no replica yet.
-            let open_last = st.inodes.get(b.inode).and_then(|i| i.file()).is_some_and(|f| f.client.is_some() && f.blocks.last() == Some(id));
-            if open_last {
+            if st.inodes.get(b.inode).and_then(|i| i.file()).is_some_and(|f| f.is_writing(id)) {
                 continue;
             }
             total += 1;

@@ -4,7 +4,8 @@
 //! A mutation takes the write lock, prepares its ops (validation appends
 //! nothing), applies each op with the same `apply` used by replay and
 //! appends it to the journal, releases the lock, then waits until its txid
-//! is synced. Lock order: `state` before `datanodes`.
+//! is synced. Lock order: `state` → `datanodes` → `uc` → `repl`;
+//! `unsynced_removals` after `state`.
 
 mod admin;
 mod bad_replicas;
@@ -56,10 +57,10 @@ pub(crate) struct Namesystem {
     mark: Mutex<CheckpointMark>,
     checkpointing: Mutex<()>,
     pub(crate) safemode: SafeMode,
-    /// Expected locations and recoveries of blocks being written (after `datanodes` in lock order).
     /// Blocks removed from the namespace whose removal is not yet synced to
     /// the edit log (after `state` in lock order).
     pub(crate) unsynced_removals: Mutex<std::collections::HashSet<u64>>,
+    /// Expected locations and recoveries of blocks being written (after `datanodes` in lock order).
     pub(crate) uc: Mutex<leases::UcBlocks>,
     /// Replication queues, pending transfers, corrupt and excess replicas,
     /// decommission progress. Lock order: last (after `datanodes` and `uc`).

@@ -192,17 +192,11 @@ impl Default for Replication {
 }
 
 impl Replication {
-    /// Takes the racks of the datanodes (see `rack_ids`).
-    /// Refreshes the rack numbers; returns true when the cluster just became
-    /// multi-rack (every block's placement must then be checked, as HDFS
-    /// does when a second rack appears).
+    /// Refreshes the rack numbers (see `rack_ids`); returns true when the
+    /// cluster just became multi-rack (every block's placement must then be
+    /// checked, as HDFS does when a second rack appears).
     pub(crate) fn refresh_racks(&mut self, dm: &DatanodeManager) -> bool {
         let was_multi = self.multi_rack;
-        self.refresh_rack_ids(dm);
-        !was_multi && self.multi_rack
-    }
-
-    fn refresh_rack_ids(&mut self, dm: &DatanodeManager) {
         let mut names: HashMap<&str, u32> = HashMap::new();
         self.rack_ids = dm
             .iter()
@@ -212,6 +206,7 @@ impl Replication {
             })
             .collect();
         self.multi_rack = dm.cluster_racks() >= 2;
+        !was_multi && self.multi_rack
     }
 
     /// True when the cluster has several racks but `replicas` may all be on
@@ -354,7 +349,7 @@ pub(crate) fn under_construction(st: &FsState, id: u64) -> bool {
         .get(id)
         .and_then(|b| st.inodes.get(b.inode))
         .and_then(|i| i.file())
-        .is_some_and(|f| f.client.is_some() && f.blocks.last() == Some(id))
+        .is_some_and(|f| f.is_writing(id))
 }
 
 /// Classifies the replicas of block `id`; None when it is not in the
@@ -366,7 +361,7 @@ pub(crate) fn classify(st: &FsState, dm: &DatanodeManager, r: &Replication, id: 
         gen_stamp: b.gen_stamp,
         num_bytes: b.num_bytes,
         expected: f.replication as u32,
-        under_construction: f.client.is_some() && f.blocks.last() == Some(id),
+        under_construction: f.is_writing(id),
         ..Default::default()
     };
     let mut racks: Vec<&str> = Vec::new();

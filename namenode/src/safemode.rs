@@ -76,9 +76,13 @@ impl SafeMode {
         self.epoch.load(Ordering::Acquire)
     }
 
+    /// Safe blocks needed to reach the threshold.
+    fn needed(&self, c: &BlockCounts) -> u64 {
+        ((self.threshold * c.total as f64).ceil() as u64).min(c.total)
+    }
+
     fn threshold_met(&self, c: &BlockCounts) -> bool {
-        let needed = (self.threshold * c.total as f64).ceil() as u64;
-        c.safe >= needed.min(c.total) && c.live_datanodes >= self.min_datanodes
+        c.safe >= self.needed(c) && c.live_datanodes >= self.min_datanodes
     }
 
     /// Feeds fresh counts (while on); leaves safe mode when the threshold has
@@ -141,7 +145,7 @@ impl SafeMode {
         if st.manual {
             return "Safe mode was turned on manually; use 'tusk dfsadmin safemode leave' to turn it off.".into();
         }
-        let needed = ((self.threshold * c.total as f64).ceil() as u64).min(c.total);
+        let needed = self.needed(&c);
         if !self.threshold_met(&c) {
             let mut s = format!(
                 "The reported blocks {} needs additional {} blocks to reach the threshold {:.4} of total blocks {}.",

@@ -32,6 +32,14 @@ pub(crate) struct FileBody {
     pub(crate) client: Option<NonZeroU32>,
 }
 
+impl FileBody {
+    /// Whether `block_id` is the last block of this file while it is being
+    /// written (it may legitimately lack replicas, and is never re-replicated).
+    pub(crate) fn is_writing(&self, block_id: u64) -> bool {
+        self.client.is_some() && self.blocks.last() == Some(block_id)
+    }
+}
+
 /// A file's block ids; most files have one block, kept inline.
 pub(crate) enum Blocks {
     None,

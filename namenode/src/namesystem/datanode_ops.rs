@@ -115,7 +115,9 @@ impl Namesystem {
         let mut keep = HashSet::with_capacity(replicas.len());
         let mut delete = Vec::new();
         let mut added = Vec::new();
-        let unsynced = self.unsynced_removals.lock().clone();
+        // Held for the loop (lock order: after `state`; nothing else is
+        // taken meanwhile) rather than cloned on every report.
+        let unsynced = self.unsynced_removals.lock();
         for r in replicas {
             match st.blocks.get_mut(r.block_id) {
                 Some(b) if r.generation_stamp >= b.gen_stamp => {
@@ -129,6 +131,7 @@ impl Namesystem {
                 _ => delete.push(ext(r)),
             }
         }
+        drop(unsynced);
         let dropped = st.blocks.retain_on_datanode(idx, &keep);
         {
             let mut repl = self.repl.lock();

@@ -256,7 +256,7 @@ impl Namesystem {
                 }
                 let p = st.path_of(b.inode);
                 let f = st.inode(b.inode)?.file().ok_or_else(|| stale("is not a file's block".into()))?;
-                if f.client.is_none() || f.blocks.last() != Some(id) {
+                if !f.is_writing(id) {
                     return Err(stale(format!("{p} is not being written or the block is not its last")));
                 }
                 let now = tusk_common::now_ms();
@@ -315,12 +315,7 @@ impl Namesystem {
                 None => delete.push(ext(r.block_id, r.generation_stamp, r.num_bytes)),
                 Some(b) if r.generation_stamp < b.gen_stamp => delete.push(ext(r.block_id, r.generation_stamp, r.num_bytes)),
                 Some(b) => {
-                    let being_written = st
-                        .inodes
-                        .get(b.inode)
-                        .and_then(|i| i.file())
-                        .is_some_and(|f| f.client.is_some() && f.blocks.last() == Some(r.block_id));
-                    if being_written {
+                    if st.inodes.get(b.inode).and_then(|i| i.file()).is_some_and(|f| f.is_writing(r.block_id)) {
                         uc.add_expected(r.block_id, idx);
                     }
                 }

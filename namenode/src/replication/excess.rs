@@ -14,7 +14,7 @@ use crate::datanodes::DatanodeManager;
 /// Live replicas of the block to invalidate; `protect` (the source of a
 /// transfer in flight) is kept.
 pub(crate) fn choose(c: &Census, dm: &DatanodeManager, protect: Option<DnIndex>) -> Vec<DnIndex> {
-    let mut live: Vec<DnIndex> = c.replicas.iter().filter(|(_, k)| *k == ReplicaKind::Live).map(|(d, _)| *d).collect();
+    let mut live: Vec<DnIndex> = c.nodes(ReplicaKind::Live).collect();
     let rack = |i: DnIndex| dm.get(i).map(|d| d.rack()).unwrap_or("");
     let remaining = |i: DnIndex| dm.get(i).map(|d| d.storage.remaining).unwrap_or(0);
     let mut out = Vec::new();

@@ -55,18 +55,4 @@ impl Namesystem {
             }
         }
     }
-
-    /// Asks the replication monitor to re-check these blocks (e.g. after
-    /// lease recovery changed a block outside `commit`). Takes only the
-    /// `repl` lock; callers may hold `state` and `datanodes`.
-    #[allow(dead_code)]
-    pub(crate) fn check_blocks(&self, ids: &[u64]) {
-        if !self.noting() {
-            return;
-        }
-        let mut r = self.repl.lock();
-        for id in ids {
-            r.note(*id);
-        }
-    }
 }

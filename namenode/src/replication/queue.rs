@@ -22,7 +22,6 @@ pub(crate) struct NeededQueue {
     levels: [VecDeque<(u64, u64)>; LEVELS],
     /// Block → (level, sequence of its live entry).
     at: HashMap<u64, (u8, u64)>,
-    counts: [usize; LEVELS],
     seq: u64,
 }
 
@@ -39,13 +38,10 @@ impl NeededQueue {
         self.seq += 1;
         self.at.insert(id, (level, self.seq));
         self.levels[level as usize].push_back((id, self.seq));
-        self.counts[level as usize] += 1;
     }
 
     pub(crate) fn remove(&mut self, id: u64) {
-        if let Some((l, _)) = self.at.remove(&id) {
-            self.counts[l as usize] -= 1;
-        }
+        self.at.remove(&id);
         // Drop stale entries at the fronts cheaply; the rest go when popped.
         for q in &mut self.levels {
             while let Some((front, seq)) = q.front().copied() {
@@ -68,7 +64,7 @@ impl NeededQueue {
 
     #[cfg(test)]
     pub(crate) fn level_len(&self, level: u8) -> usize {
-        self.counts.get(level as usize).copied().unwrap_or(0)
+        self.at.values().filter(|(l, _)| *l == level).count()
     }
 
     /// Takes up to `n` blocks in priority order from the levels that can be
@@ -82,7 +78,6 @@ impl NeededQueue {
                 let Some((id, seq)) = q.pop_front() else { break };
                 if self.at.get(&id) == Some(&(level, seq)) {
                     self.at.remove(&id);
-                    self.counts[level as usize] -= 1;
                     out.push((id, level));
                 }
             }

@@ -201,7 +201,12 @@ impl ClientProtocol for ClientService {
         let r = req.get_ref();
         let action = AdminAction::try_from(r.action)
             .map_err(|_| NamenodeError::invalid(format!("datanode admin: unknown action {}", r.action)))?;
-        let datanodes = self.ns.datanode_admin(caller(&r.caller)?, &r.node, action)?;
+        let (ns, who, node) = (self.ns.clone(), caller(&r.caller)?.clone(), r.node.clone());
+        // The decision is persisted (file write and fsync) before the answer:
+        // off the async runtime's threads.
+        let datanodes = tokio::task::spawn_blocking(move || ns.datanode_admin(&who, &node, action))
+            .await
+            .map_err(|e| NamenodeError::Internal(format!("datanode admin: {e}")))??;
         Ok(Response::new(DatanodeAdminResponse { datanodes }))
     }
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod config;
+mod datanode_op;
 mod error;
 #[cfg(test)]
 mod fake_namenode;

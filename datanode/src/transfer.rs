@@ -174,6 +174,26 @@ pub(crate) fn respond(out: &mut BufWriter<TcpStream>, resp: &OpResponse, peer: &
     out.flush().map_err(|e| DatanodeError::transfer(peer, e.into()))
 }
 
+/// Sends `op` to the peer at `addr` on an open connection and reads its
+/// `OpResponse`.
+pub(crate) fn request(
+    input: &mut BufReader<TcpStream>,
+    output: &mut BufWriter<TcpStream>,
+    addr: &str,
+    op: Op,
+) -> Result<OpResponse, DatanodeError> {
+    use std::io::Write;
+    let req = OpRequest { protocol_version: PROTOCOL_VERSION, op: Some(op) };
+    write_message(output, &req).map_err(|e| DatanodeError::transfer(addr, e))?;
+    output.flush().map_err(|e| DatanodeError::transfer(addr, e.into()))?;
+    read_message(input).map_err(|e| DatanodeError::transfer(addr, e))
+}
+
+/// The message of an error of this datanode (`me`), naming it.
+pub(crate) fn own_message(me: &str, e: &DatanodeError) -> String {
+    format!("datanode {me}: {e}")
+}
+
 /// An error response naming `bad_node`.
 pub(crate) fn error_response(status: TransferStatus, message: String, bad_node: &str) -> OpResponse {
     OpResponse { status: status as i32, message, first_bad_node: bad_node.to_string(), ..Default::default() }

@@ -5,9 +5,10 @@ use std::time::Duration;
 use tokio::io::BufReader;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
-use tusk_proto::PROTOCOL_VERSION;
-use tusk_proto::dfs::{ExtendedBlock, OpReadBlock, OpRequest, OpResponse, TransferStatus, op_request};
-use tusk_proto::transfer::{read_message_async, read_packet_async, verify_checksums, write_message_async};
+use tusk_proto::dfs::{ExtendedBlock, OpReadBlock, TransferStatus, op_request};
+use tusk_proto::transfer::{read_packet_async, verify_checksums};
+
+use crate::datanode_op::{request_op, status_name};
 
 /// Why a replica could not deliver its bytes.
 #[derive(Debug)]
@@ -51,32 +52,15 @@ impl BlockReader {
         client_name: &str,
         io_timeout: Duration,
     ) -> Result<BlockReader, ReplicaError> {
-        let mut stream = match timeout(io_timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(ReplicaError::Other(format!("cannot connect: {e}"))),
-            Err(_) => return Err(ReplicaError::Other(format!("connect timed out after {io_timeout:?}"))),
-        };
-        let _ = stream.set_nodelay(true);
-        let req = OpRequest {
-            protocol_version: PROTOCOL_VERSION,
-            op: Some(op_request::Op::ReadBlock(OpReadBlock {
-                block: Some(ExtendedBlock { num_bytes: 0, ..*block }),
-                offset: start,
-                length: end.saturating_sub(start),
-                client_name: client_name.to_string(),
-            })),
-        };
-        let setup = async {
-            write_message_async(&mut stream, &req).await?;
-            read_message_async::<_, OpResponse>(&mut stream).await
-        };
-        let resp = match timeout(io_timeout, setup).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Err(ReplicaError::Other(format!("read setup: {e}"))),
-            Err(_) => return Err(ReplicaError::Other(format!("no answer within {io_timeout:?}"))),
-        };
+        let op = op_request::Op::ReadBlock(OpReadBlock {
+            block: Some(ExtendedBlock { num_bytes: 0, ..*block }),
+            offset: start,
+            length: end.saturating_sub(start),
+            client_name: client_name.to_string(),
+        });
+        let (stream, resp) = request_op(addr, op, io_timeout, io_timeout).await.map_err(ReplicaError::Other)?;
         if resp.status != TransferStatus::Success as i32 {
-            let name = TransferStatus::try_from(resp.status).map(|s| s.as_str_name()).unwrap_or("UNKNOWN");
+            let name = status_name(resp.status);
             return Err(ReplicaError::Other(format!("refused ({name}): {}", resp.message)));
         }
         if resp.chunk_offset > start || resp.bytes_per_checksum == 0 {
@@ -161,8 +145,8 @@ pub(crate) fn useful_part(pkt_start: u64, len: u64, next: u64, end: u64) -> Opti
 pub(super) mod tests {
     use super::*;
     use tokio::net::TcpListener;
-    use tusk_proto::dfs::PacketHeader;
-    use tusk_proto::transfer::{compute_checksums, write_packet_async};
+    use tusk_proto::dfs::{OpRequest, OpResponse, PacketHeader};
+    use tusk_proto::transfer::{compute_checksums, read_message_async, write_message_async, write_packet_async};
 
     #[test]
     fn the_useful_part_trims_both_ends() {

@@ -21,19 +21,18 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::io::BufReader;
-use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
-use tusk_proto::PROTOCOL_VERSION;
 use tusk_proto::dfs::{
-    DatanodeId, ExtendedBlock, OpRequest, OpResponse, OpWriteBlock, PipelineAck, TransferStatus, op_request,
+    DatanodeId, ExtendedBlock, OpWriteBlock, PipelineAck, TransferStatus, op_request,
     op_write_block,
 };
-use tusk_proto::transfer::{HEARTBEAT_SEQNO, read_message_async, write_message_async};
+use tusk_proto::transfer::{HEARTBEAT_SEQNO, read_message_async};
 
 use super::packet::OutPacket;
+use crate::datanode_op::{request_op, status_name};
 use wire::{Wire, heartbeat_interval, packet_name, spawn_heartbeats};
 
 /// Why a pipeline stopped, and which datanode is to blame when known.
@@ -131,33 +130,20 @@ impl Pipeline {
         })?;
         let addr = first.transfer_addr.as_str();
         let at = |message: String| PipelineFailure { acked_bytes, ..PipelineFailure::at(addr, message) };
-        let mut stream = match timeout(io_timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(at(format!("cannot connect: {e}"))),
-            Err(_) => return Err(at(format!("connect timed out after {io_timeout:?}"))),
-        };
-        let _ = stream.set_nodelay(true);
         let beat = heartbeat_interval(io_timeout);
+        let connect_timeout = io_timeout;
         // Every later wait covers the whole pipeline.
         let io_timeout = io_timeout + TIMEOUT_EXTENSION * targets.len().min(64) as u32;
-        let req = OpRequest {
-            protocol_version: PROTOCOL_VERSION,
-            op: Some(op_request::Op::WriteBlock(OpWriteBlock {
-                block: Some(ExtendedBlock { num_bytes: acked_bytes, ..*block }),
-                downstream: targets[1..].to_vec(),
-                client_name: client_name.to_string(),
-                stage: wire_stage as i32,
-                recovery_length: acked_bytes,
-            })),
-        };
-        let setup = async {
-            write_message_async(&mut stream, &req).await?;
-            read_message_async::<_, OpResponse>(&mut stream).await
-        };
-        let resp = match timeout(io_timeout, setup).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Err(at(format!("pipeline setup: {e}"))),
-            Err(_) => return Err(at(format!("no setup answer within {io_timeout:?}"))),
+        let op = op_request::Op::WriteBlock(OpWriteBlock {
+            block: Some(ExtendedBlock { num_bytes: acked_bytes, ..*block }),
+            downstream: targets[1..].to_vec(),
+            client_name: client_name.to_string(),
+            stage: wire_stage as i32,
+            recovery_length: acked_bytes,
+        });
+        let (stream, resp) = match request_op(addr, op, connect_timeout, io_timeout).await {
+            Ok(answered) => answered,
+            Err(why) => return Err(at(format!("pipeline setup: {why}"))),
         };
         if resp.status != TransferStatus::Success as i32 {
             let bad = if resp.first_bad_node.is_empty() { addr.to_string() } else { resp.first_bad_node };
@@ -290,10 +276,6 @@ impl Drop for Pipeline {
             acker.abort();
         }
     }
-}
-
-fn status_name(status: i32) -> &'static str {
-    TransferStatus::try_from(status).map(|s| s.as_str_name()).unwrap_or("UNKNOWN")
 }
 
 /// The ack reader: matches each ack to the oldest unacknowledged packet.

@@ -10,15 +10,12 @@
 //! [`RecoveryState::max_attempts`] per block.
 
 use std::time::Duration;
-use tokio::net::TcpStream;
-use tokio::time::timeout;
-use tusk_proto::PROTOCOL_VERSION;
-use tusk_proto::dfs::{self, DatanodeId, ExtendedBlock, OpRequest, OpResponse, OpTransferRbw, TransferStatus, op_request};
-use tusk_proto::transfer::{read_message_async, write_message_async};
+use tusk_proto::dfs::{self, DatanodeId, ExtendedBlock, OpTransferRbw, TransferStatus, op_request};
 
 use super::packet::OutPacket;
 use super::pipeline::{Pipeline, PipelineFailure, Stage};
 use super::{FileWriter, OpenBlock, block_name};
+use crate::datanode_op::{request_op, status_name};
 use crate::error::{ClientError, Result};
 
 /// What one block's pipeline recoveries have used up: the datanodes that
@@ -306,25 +303,9 @@ impl FileWriter {
 /// Asks the datanode at `addr` to copy its partial replica (`OpTransferRbw`);
 /// waits for its one answer.
 async fn transfer_rbw(addr: &str, op: OpTransferRbw, io_timeout: Duration) -> std::result::Result<(), String> {
-    let mut stream = match timeout(io_timeout, TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(format!("cannot connect: {e}")),
-        Err(_) => return Err(format!("connect timed out after {io_timeout:?}")),
-    };
-    let _ = stream.set_nodelay(true);
-    let req = OpRequest { protocol_version: PROTOCOL_VERSION, op: Some(op_request::Op::TransferRbw(op)) };
-    let exchange = async {
-        write_message_async(&mut stream, &req).await?;
-        read_message_async::<_, OpResponse>(&mut stream).await
-    };
-    let resp = match timeout(io_timeout, exchange).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return Err(e.to_string()),
-        Err(_) => return Err(format!("no answer within {io_timeout:?}")),
-    };
+    let (_, resp) = request_op(addr, op_request::Op::TransferRbw(op), io_timeout, io_timeout).await?;
     if resp.status != TransferStatus::Success as i32 {
-        let name = TransferStatus::try_from(resp.status).map(|s| s.as_str_name()).unwrap_or("UNKNOWN");
-        return Err(format!("refused ({name}): {}", resp.message));
+        return Err(format!("refused ({}): {}", status_name(resp.status), resp.message));
     }
     Ok(())
 }

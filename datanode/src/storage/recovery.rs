@@ -117,6 +117,7 @@ impl Storage {
     ) -> Result<RbwReplica, DatanodeError> {
         let token = self.next_token();
         let refused = |message: String| DatanodeError::RecoveryRefused { block_id, message };
+        let not_found = || DatanodeError::ReplicaNotFound { block_id, reason: "no replica on this datanode".into() };
         let (volume, old_gs, shared_len, moved) = {
             let mut map = self.map.lock();
             // A stale request must not stop the writer of a newer replica.
@@ -136,31 +137,31 @@ impl Storage {
                 }
                 Reopen::BlockRecovery(rid) => check_current_recovery(&map, block_id, rid)?,
             }
+            let (gs, held) = if let Some(e) = map.rbw.get(&block_id) {
+                (e.gen_stamp, e.len.load(Ordering::Relaxed))
+            } else if let Some(i) = map.finalized.get(&block_id) {
+                (i.gen_stamp, i.len)
+            } else {
+                return Err(not_found());
+            };
+            if gs > new_gs {
+                return Err(refused(format!("replica has generation stamp {gs}, newer than {new_gs}")));
+            }
+            if held < len {
+                return Err(refused(format!("replica holds {held} bytes, fewer than the {len} to keep")));
+            }
             if let Some(e) = map.rbw.get_mut(&block_id) {
-                if e.gen_stamp > new_gs {
-                    return Err(refused(format!("replica has generation stamp {}, newer than {new_gs}", e.gen_stamp)));
-                }
-                let held = e.len.load(Ordering::Relaxed);
-                if held < len {
-                    return Err(refused(format!("replica holds {held} bytes, fewer than the {len} to keep")));
-                }
                 e.writer = Some(WriterSlot { token, sockets: Vec::new(), stopping: false });
                 (e.volume, e.gen_stamp, Arc::clone(&e.len), None)
-            } else if let Some(i) = map.finalized.get(&block_id).copied() {
-                if i.gen_stamp > new_gs {
-                    return Err(refused(format!("replica has generation stamp {}, newer than {new_gs}", i.gen_stamp)));
-                }
-                if i.len < len {
-                    return Err(refused(format!("replica holds {} bytes, fewer than the {len} to keep", i.len)));
-                }
-                map.finalized.remove(&block_id);
+            } else if let Some(i) = map.finalized.remove(&block_id) {
                 self.volumes[i.volume].sub_used(i.disk_bytes);
                 let entry = RbwEntry::owned(i.gen_stamp, i.volume, i.len, token);
                 let shared = Arc::clone(&entry.len);
                 map.rbw.insert(block_id, entry);
                 (i.volume, i.gen_stamp, shared, Some(i))
             } else {
-                return Err(DatanodeError::ReplicaNotFound { block_id, reason: "no replica on this datanode".into() });
+                // Checked above, under the same lock.
+                return Err(not_found());
             }
         };
         let claim = Claim { storage: self, block_id, token, armed: true };

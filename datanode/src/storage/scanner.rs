@@ -13,15 +13,12 @@
 
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
-use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tusk_proto::transfer::{CHECKSUM_SIZE, DEFAULT_PACKET_SIZE, chunk_count, verify_checksums};
+use tusk_proto::transfer::{DEFAULT_PACKET_SIZE, verify_checksums};
 
-use super::{Storage, meta};
+use super::{ReplicaInfo, ReplicaReader, Storage};
 use crate::error::DatanodeError;
 
 /// Suspects remembered at most (more are dropped: the pass finds them).
@@ -226,7 +223,7 @@ impl Storage {
         }
         let v = &self.volumes[info.volume];
         let (data_path, meta_path) = (v.data_path(block_id), v.meta_path(block_id, info.gen_stamp));
-        let outcome = verify_files(&data_path, &meta_path, info.len, throttle, &self.scan_queue);
+        let outcome = verify_files(block_id, info, data_path, meta_path, throttle, &self.scan_queue);
         let unchanged = || self.map.lock().finalized.get(&block_id).is_some_and(|i| i.gen_stamp == info.gen_stamp);
         match outcome {
             Outcome::Bad(reason) if unchanged() => {
@@ -244,46 +241,28 @@ impl Storage {
 }
 
 /// Reads the replica's files and checks every chunk.
-fn verify_files(data_path: &Path, meta_path: &Path, len: u64, throttle: &mut Throttle, queue: &ScanQueue) -> Outcome {
-    let data = match File::open(data_path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::Missing,
-        Err(e) => return Outcome::Bad(format!("{}: {e}", data_path.display())),
+fn verify_files(
+    block_id: u64,
+    info: ReplicaInfo,
+    data_path: PathBuf,
+    meta_path: PathBuf,
+    throttle: &mut Throttle,
+    queue: &ScanQueue,
+) -> Outcome {
+    let len = info.len;
+    let replica = match ReplicaReader::open(block_id, info, data_path.clone(), meta_path) {
+        Ok(r) => r,
+        Err(_) if !data_path.exists() => return Outcome::Missing,
+        Err(e) => return Outcome::Bad(e.to_string()),
     };
-    let mut meta_f = match File::open(meta_path) {
-        Ok(f) => f,
-        Err(e) => return Outcome::Bad(format!("{}: {e}", meta_path.display())),
-    };
-    let data_len = data.metadata().map(|m| m.len()).unwrap_or(0);
-    if data_len != len {
-        return Outcome::Bad(format!("{}: data file has {data_len} bytes, expected {len}", data_path.display()));
-    }
-    let mut h = [0u8; meta::HEADER_LEN as usize];
-    if let Err(e) = meta_f.read_exact(&mut h) {
-        return Outcome::Bad(format!("{}: header: {e}", meta_path.display()));
-    }
-    let bpc = match meta::decode_header(&h) {
-        Ok(b) => b,
-        Err(e) => return Outcome::Bad(format!("{}: {e}", meta_path.display())),
-    };
-    let meta_len = meta_f.metadata().map(|m| m.len()).unwrap_or(0);
-    let want = meta::expected_meta_len(len, bpc);
-    if meta_len != want {
-        return Outcome::Bad(format!("{}: meta file has {meta_len} bytes, expected {want}", meta_path.display()));
-    }
+    let bpc = replica.bytes_per_checksum();
     let batch = ((DEFAULT_PACKET_SIZE / bpc).max(1) * bpc) as u64;
     let (mut buf, mut sums) = (Vec::new(), Vec::new());
     let mut pos = 0u64;
     while pos < len {
         let n = batch.min(len - pos) as usize;
-        buf.resize(n, 0);
-        sums.resize(chunk_count(n, bpc) * CHECKSUM_SIZE, 0);
-        let sums_at = meta::HEADER_LEN + pos / bpc as u64 * CHECKSUM_SIZE as u64;
-        if let Err(e) = data.read_exact_at(&mut buf, pos) {
-            return Outcome::Bad(format!("{}: reading at {pos}: {e}", data_path.display()));
-        }
-        if let Err(e) = meta_f.read_exact_at(&mut sums, sums_at) {
-            return Outcome::Bad(format!("{}: reading at {sums_at}: {e}", meta_path.display()));
+        if let Err(e) = replica.read_chunks(pos, n, &mut buf, &mut sums) {
+            return Outcome::Bad(format!("reading at {pos}: {e}"));
         }
         if let Err(c) = verify_checksums(&buf, &sums, bpc) {
             let offset = pos + c as u64 * bpc as u64;

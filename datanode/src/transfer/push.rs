@@ -6,15 +6,14 @@
 use std::collections::VecDeque;
 use std::io::Write;
 use std::time::Duration;
-use tusk_proto::PROTOCOL_VERSION;
 use tusk_proto::dfs::op_request::Op;
 use tusk_proto::dfs::op_write_block::Stage;
 use tusk_proto::dfs::{
-    DatanodeId, ExtendedBlock, OpRequest, OpResponse, OpWriteBlock, PacketHeader, PipelineAck, TransferStatus,
+    DatanodeId, ExtendedBlock, OpWriteBlock, PacketHeader, PipelineAck, TransferStatus,
 };
-use tusk_proto::transfer::{DEFAULT_PACKET_SIZE, read_message, write_message, write_packet};
+use tusk_proto::transfer::{DEFAULT_PACKET_SIZE, read_message, write_packet};
 
-use super::{connect, split};
+use super::{connect, request, split};
 use crate::error::DatanodeError;
 use crate::storage::{ReplicaReader, Storage};
 
@@ -76,7 +75,6 @@ pub(crate) fn push(replica: &ReplicaReader, job: &PushJob<'_>) -> Result<(), Dat
     let addr = first.transfer_addr.as_str();
     let (mut input, mut output) =
         split(connect(addr, job.timeout)?).map_err(|e| DatanodeError::transfer(addr, e.into()))?;
-    let frame = |e| DatanodeError::transfer(addr, e);
     let op = OpWriteBlock {
         block: Some(ExtendedBlock { block_id, generation_stamp: job.gen_stamp, num_bytes: job.len }),
         downstream: job.targets[1..].to_vec(),
@@ -84,10 +82,7 @@ pub(crate) fn push(replica: &ReplicaReader, job: &PushJob<'_>) -> Result<(), Dat
         stage: job.stage as i32,
         ..Default::default()
     };
-    write_message(&mut output, &OpRequest { protocol_version: PROTOCOL_VERSION, op: Some(Op::WriteBlock(op)) })
-        .map_err(frame)?;
-    output.flush().map_err(|e| frame(e.into()))?;
-    let resp: OpResponse = read_message(&mut input).map_err(frame)?;
+    let resp = request(&mut input, &mut output, addr, Op::WriteBlock(op))?;
     if resp.status != TransferStatus::Success as i32 {
         let bad = if resp.first_bad_node.is_empty() { addr.to_string() } else { resp.first_bad_node };
         return Err(DatanodeError::PeerRefused { peer: bad, message: resp.message });

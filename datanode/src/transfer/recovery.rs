@@ -15,16 +15,14 @@
 use std::io::BufWriter;
 use std::net::TcpStream;
 use std::time::Duration;
-use tusk_proto::PROTOCOL_VERSION;
 use tusk_proto::dfs::op_request::Op;
 use tusk_proto::dfs::op_write_block::Stage;
 use tusk_proto::dfs::{
-    OpInitReplicaRecovery, OpRequest, OpResponse, OpTransferRbw, OpUpdateReplicaUnderRecovery, TransferStatus,
+    OpInitReplicaRecovery, OpResponse, OpTransferRbw, OpUpdateReplicaUnderRecovery, TransferStatus,
 };
-use tusk_proto::transfer::{read_message, write_message};
 
 use super::push::{PushJob, push};
-use super::{TransferContext, connect, error_response, respond, split};
+use super::{TransferContext, connect, error_response, own_message, request, respond, split};
 use crate::error::DatanodeError;
 
 fn success() -> OpResponse {
@@ -65,7 +63,7 @@ pub(super) fn serve_transfer_rbw(
     let replica = match ctx.storage.open_prefix(block_id, block.generation_stamp, op.length) {
         Ok(r) => r,
         Err(e) => {
-            let msg = format!("datanode {me}: {e}");
+            let msg = own_message(me, &e);
             respond(out, &error_response(TransferStatus::Error, msg, me), peer)?;
             return Err(e);
         }
@@ -117,7 +115,7 @@ pub(super) fn serve_init(
         }
         Err(e) => {
             tracing::info!(block_id = block.block_id, recovery_id = op.recovery_id, "replica recovery refused: {e}");
-            respond(out, &error_response(e.transfer_status(), format!("datanode {me}: {e}"), me), peer)
+            respond(out, &error_response(e.transfer_status(), own_message(me, &e), me), peer)
         }
     }
 }
@@ -145,7 +143,7 @@ pub(super) fn serve_update(
         }
         Err(e) => {
             tracing::warn!(block_id, recovery_id = op.recovery_id, "replica recovery update failed: {e}");
-            respond(out, &error_response(e.transfer_status(), format!("datanode {me}: {e}"), me), peer)
+            respond(out, &error_response(e.transfer_status(), own_message(me, &e), me), peer)
         }
     }
 }
@@ -153,10 +151,6 @@ pub(super) fn serve_update(
 /// Sends one op to a datanode's transfer address and reads its single
 /// `OpResponse` (used by the primary of a block recovery).
 pub(crate) fn call_op(addr: &str, op: Op, timeout: Duration) -> Result<OpResponse, DatanodeError> {
-    use std::io::Write;
     let (mut input, mut output) = split(connect(addr, timeout)?).map_err(|e| DatanodeError::transfer(addr, e.into()))?;
-    let req = OpRequest { protocol_version: PROTOCOL_VERSION, op: Some(op) };
-    write_message(&mut output, &req).map_err(|e| DatanodeError::transfer(addr, e))?;
-    output.flush().map_err(|e| DatanodeError::transfer(addr, e.into()))?;
-    read_message(&mut input).map_err(|e| DatanodeError::transfer(addr, e))
+    request(&mut input, &mut output, addr, op)
 }

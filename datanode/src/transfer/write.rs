@@ -34,15 +34,14 @@ use std::io::{BufReader, BufWriter, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::mpsc;
 use std::time::Duration;
-use tusk_proto::PROTOCOL_VERSION;
 use tusk_proto::dfs::op_request::Op;
 use tusk_proto::dfs::op_write_block::Stage;
-use tusk_proto::dfs::{OpRequest, OpResponse, OpWriteBlock, PipelineAck, TransferStatus};
+use tusk_proto::dfs::{OpResponse, OpWriteBlock, PipelineAck, TransferStatus};
 use tusk_proto::transfer::{
     Packet, is_heartbeat, read_message, read_packet, verify_checksums, write_message, write_packet,
 };
 
-use super::{TransferContext, connect, error_response, respond, split};
+use super::{TransferContext, connect, error_response, own_message, request, respond, split};
 use crate::error::DatanodeError;
 use crate::storage::{RbwReplica, Reopen};
 
@@ -190,11 +189,6 @@ pub(super) fn serve(
     result
 }
 
-/// The message of an error of this datanode, naming it.
-fn own_message(me: &str, e: &DatanodeError) -> String {
-    format!("datanode {me}: {e}")
-}
-
 /// Connects to the first downstream node and forwards the request with the
 /// rest of the pipeline (the socket is registered with the replica, so a
 /// recovery can stop this writer while it waits).
@@ -216,10 +210,7 @@ fn setup_downstream(
     let (mut input, mut output) = split(stream).map_err(|e| DatanodeError::transfer(&addr, e.into()))?;
     let mut fwd = op.clone();
     fwd.downstream.remove(0);
-    let req = OpRequest { protocol_version: PROTOCOL_VERSION, op: Some(Op::WriteBlock(fwd)) };
-    write_message(&mut output, &req).map_err(|e| DatanodeError::transfer(&addr, e))?;
-    output.flush().map_err(|e| DatanodeError::transfer(&addr, e.into()))?;
-    let resp: OpResponse = read_message(&mut input).map_err(|e| DatanodeError::transfer(&addr, e))?;
+    let resp = request(&mut input, &mut output, &addr, Op::WriteBlock(fwd))?;
     Ok((Downstream { addr, input, output }, resp))
 }
 

@@ -1,6 +1,8 @@
 //! The pipeline against fake datanodes over real sockets.
 
 use super::*;
+use tusk_proto::dfs::{OpRequest, OpResponse};
+use tusk_proto::transfer::write_message_async;
 
 fn targets() -> Vec<String> {
     vec!["dn1:1".into(), "dn2:1".into(), "dn3:1".into()]

@@ -9,8 +9,10 @@ use crate::fake_namenode::FakeNamenode;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::net::TcpListener;
-use tusk_proto::dfs::{OpWriteBlock, PipelineAck, op_write_block};
-use tusk_proto::transfer::{HEARTBEAT_SEQNO, read_packet_async, verify_checksums};
+use tusk_proto::dfs::{OpRequest, OpResponse, OpWriteBlock, PipelineAck, op_write_block};
+use tusk_proto::transfer::{
+    HEARTBEAT_SEQNO, read_message_async, read_packet_async, verify_checksums, write_message_async,
+};
 
 fn dn(n: u32) -> DatanodeId {
     DatanodeId { datanode_uuid: format!("u{n}"), transfer_addr: format!("10.0.0.{n}:1"), ..Default::default() }

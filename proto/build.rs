@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/tusk/dfs.proto",
         "proto/tusk/namenode_storage.proto",
         "proto/tusk/bench.proto",
+        "proto/tusk/compute.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
@@ -15,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .build_client(true)
         .bytes(".tusk.bench")
+        .bytes(".tusk.compute.MapOutputChunk")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! - [`dfs`]: the namenode's gRPC services (`ClientProtocol`,
 //!   `DatanodeProtocol`) and the headers of the data-transfer protocol.
 //! - [`transfer`]: framing of the data-transfer protocol (plain TCP).
+//! - [`compute`]: the jobtracker's, workers' and tasks' gRPC services.
 //! - [`nnstorage`]: edit-log records and checkpoint images of the namenode.
 
 pub mod error;
@@ -18,6 +19,12 @@ pub mod dfs {
 #[allow(clippy::all, missing_docs)]
 pub mod nnstorage {
     tonic::include_proto!("tusk.nnstorage");
+}
+
+/// Compute: jobtracker, workers and task processes.
+#[allow(clippy::all, missing_docs)]
+pub mod compute {
+    tonic::include_proto!("tusk.compute");
 }
 
 /// A streaming service for `tusk bench transfer` only.

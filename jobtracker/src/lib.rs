@@ -1,0 +1,1 @@
+//! Tusk jobtracker (being written).

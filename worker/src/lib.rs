@@ -1,0 +1,1 @@
+//! Tusk worker (being written).

@@ -16,14 +16,23 @@ pub enum Command {
     Namenode(crate::daemon::NamenodeArgs),
     /// Run a datanode.
     Datanode(crate::daemon::DatanodeArgs),
+    /// Run the jobtracker (schedules MapReduce jobs on workers).
+    Jobtracker(crate::daemon::JobtrackerArgs),
+    /// Run a worker (runs task attempts beside a datanode).
+    Worker(crate::daemon::WorkerArgs),
+    /// Run one task attempt (started by a worker).
+    #[command(hide = true)]
+    Task(crate::task::TaskArgs),
+    /// MapReduce jobs: submit, run built-ins, Hadoop Streaming, status, list, wait, kill, logs, counters.
+    Job(crate::job::JobArgs),
     /// Filesystem commands (put, get, cat, ls, mkdir, rm, mv, cp, stat, du, fsck, ...).
     Dfs(crate::dfs::DfsArgs),
     /// Administration: safe mode, datanode report, decommissioning.
     Dfsadmin(crate::dfsadmin::DfsadminArgs),
     /// Start, stop and inspect a local multi-process cluster.
     Cluster(crate::cluster::ClusterArgs),
-    /// Start a local cluster, upload sample data, read it back, stop.
+    /// Start a local cluster, upload sample data, read it back, count its words, stop.
     Demo(crate::demo::DemoArgs),
-    /// Benchmarks (dfsio, nn).
+    /// Benchmarks (dfsio, nn, transfer, rereplication, wordcount, terasort).
     Bench(crate::bench::BenchArgs),
 }

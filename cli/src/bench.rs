@@ -2,9 +2,12 @@
 //! in the same run. They never assert timings; they report.
 
 mod dfsio;
+mod jobs;
 mod nn;
 mod rereplication;
+mod terasort;
 mod transfer;
+mod wordcount;
 
 use clap::{Args, Subcommand};
 use std::process::ExitCode;
@@ -17,6 +20,10 @@ pub struct BenchArgs {
     /// cluster is started in a temporary directory for the run.
     #[arg(long, global = true)]
     namenode: Option<String>,
+    /// Jobtracker of an existing cluster (job benchmarks); else
+    /// TUSK_JOBTRACKER when the namenode is given too.
+    #[arg(long, global = true)]
+    jobtracker: Option<String>,
     #[command(subcommand)]
     command: BenchCommand,
 }
@@ -31,6 +38,10 @@ enum BenchCommand {
     Transfer(transfer::TransferArgs),
     /// Time and throughput of re-replicating a killed datanode's blocks, next to a local copy.
     Rereplication(rereplication::RereplicationArgs),
+    /// Wordcount on the cluster next to a single-threaded word count of the same bytes (COST).
+    Wordcount(wordcount::WordcountArgs),
+    /// Teragen + terasort + teravalidate next to an in-memory sort of the same records.
+    Terasort(terasort::TerasortArgs),
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -40,6 +51,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         BenchCommand::Nn(a) => nn::run(args.namenode, a).await?,
         BenchCommand::Transfer(a) => transfer::run(a).await?,
         BenchCommand::Rereplication(a) => rereplication::run(a).await?,
+        BenchCommand::Wordcount(a) => wordcount::run(args.namenode, args.jobtracker, a).await?,
+        BenchCommand::Terasort(a) => terasort::run(args.namenode, args.jobtracker, a).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -48,19 +61,23 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 /// started (and stopped) for the run.
 pub(crate) struct Target {
     pub namenode: String,
+    /// The jobtracker: the local cluster's, or the one given with an existing cluster.
+    pub jobtracker: Option<String>,
     local: Option<(LocalCluster, tempfile::TempDir)>,
 }
 
 impl Target {
     pub async fn get(namenode: Option<String>, datanodes: usize, options: ClusterOptions) -> anyhow::Result<Target> {
         if let Some(nn) = namenode.or_else(|| std::env::var("TUSK_NAMENODE").ok().filter(|s| !s.is_empty())) {
-            return Ok(Target { namenode: nn, local: None });
+            let jobtracker = std::env::var("TUSK_JOBTRACKER").ok().filter(|s| !s.is_empty());
+            return Ok(Target { namenode: nn, jobtracker, local: None });
         }
         let tmp = tempfile::Builder::new().prefix("tusk-bench-").tempdir()?;
         let options = ClusterOptions { datanodes, ..options };
         eprintln!("starting a local cluster ({datanodes} datanodes) in {}", tmp.path().display());
         let cluster = LocalCluster::start(tmp.path(), &options).await?;
-        Ok(Target { namenode: cluster.namenode_addr.clone(), local: Some((cluster, tmp)) })
+        let jobtracker = cluster.jobtracker_addr.clone();
+        Ok(Target { namenode: cluster.namenode_addr.clone(), jobtracker, local: Some((cluster, tmp)) })
     }
 
     /// A directory on the same filesystem as the cluster's data, for baselines.

@@ -4,10 +4,13 @@
 //! `logs/<role>-<i>.log`, `pids/<role>-<i>.pid`, `run/<role>-<i>.addr` (the
 //! address a daemon bound), `run/datanode-<i>.sock` (a datanode's
 //! short-circuit read socket), `data/…` (name and data directories) and
-//! `cluster.env` (`export TUSK_NAMENODE=…`). Daemons bind port 0 on first
+//! `cluster.env` (`export TUSK_NAMENODE=…` and `export TUSK_JOBTRACKER=…`).
+//! Roles: `namenode-0`, `datanode-<i>`, `jobtracker-0`, `worker-<i>` (see
+//! [`compute`]). Daemons bind port 0 on first
 //! start; the bound port is then written back into their config, so a
 //! restart keeps the address clients and datanodes know.
 
+mod compute;
 pub mod overrides;
 mod process;
 
@@ -33,7 +36,8 @@ pub struct ClusterArgs {
 
 #[derive(Debug, Subcommand)]
 enum ClusterCommand {
-    /// Start a namenode and datanodes as separate processes (or restart a stopped cluster in DIR).
+    /// Start a namenode, datanodes, a jobtracker and workers as separate
+    /// processes (or restart a stopped cluster in DIR).
     Start {
         #[arg(long)]
         dir: PathBuf,
@@ -54,7 +58,7 @@ enum ClusterCommand {
         #[arg(long)]
         dir: PathBuf,
     },
-    /// Restart one daemon (e.g. namenode-0, datanode-2) from its config.
+    /// Restart one daemon (e.g. namenode-0, datanode-2, jobtracker-0, worker-1) from its config.
     Restart {
         #[arg(long)]
         dir: PathBuf,
@@ -88,6 +92,15 @@ pub struct ClusterOptions {
     /// Any datanode setting for every datanode, as KEY=VALUE (repeatable).
     #[arg(long = "dn-conf", value_name = "KEY=VALUE")]
     pub dn_conf: Vec<String>,
+    /// Number of workers (default: one per datanode; worker i runs beside datanode i).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Any jobtracker setting, as KEY=VALUE (repeatable), e.g. worker_expiry_ms=5000.
+    #[arg(long = "jt-conf", value_name = "KEY=VALUE")]
+    pub jt_conf: Vec<String>,
+    /// Any worker setting for every worker, as KEY=VALUE (repeatable), e.g. slots=2.
+    #[arg(long = "worker-conf", value_name = "KEY=VALUE")]
+    pub worker_conf: Vec<String>,
 }
 
 impl Default for ClusterOptions {
@@ -100,6 +113,9 @@ impl Default for ClusterOptions {
             racks: None,
             nn_conf: Vec::new(),
             dn_conf: Vec::new(),
+            workers: None,
+            jt_conf: Vec::new(),
+            worker_conf: Vec::new(),
         }
     }
 }
@@ -120,6 +136,10 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<ExitCode> {
             println!("cluster running in {}", dir.display());
             println!("  namenode   {}", cluster.namenode_addr);
             println!("  datanodes  {}", cluster.datanodes);
+            if let Some(jt) = &cluster.jobtracker_addr {
+                println!("  jobtracker {jt}");
+                println!("  workers    {}", cluster.workers);
+            }
             println!("  logs       {}", dir.join("logs").display());
             println!("use it with:  source {}", dir.join("cluster.env").display());
             cluster.detach();
@@ -144,13 +164,16 @@ pub struct LocalCluster {
     dir: PathBuf,
     pub namenode_addr: String,
     pub datanodes: usize,
+    /// The jobtracker's address (none in a cluster made before compute existed).
+    pub jobtracker_addr: Option<String>,
+    pub workers: usize,
     /// Children started by this process (so they can be reaped).
     children: Vec<std::process::Child>,
 }
 
 impl LocalCluster {
     /// Starts a new cluster in `dir`, or restarts a stopped one that lives
-    /// there, and waits until every datanode has registered.
+    /// there, and waits until every datanode and worker has registered.
     pub async fn start(dir: &Path, options: &ClusterOptions) -> anyhow::Result<LocalCluster> {
         if let Some(running) = Daemon::all(dir)?.into_iter().find(|d| d.pid().is_some()) {
             bail!("{}: a cluster is already running there ({} is up)", dir.display(), running.role);
@@ -174,14 +197,29 @@ impl LocalCluster {
             }
             children.push(dn.spawn()?);
         }
+        let mut dn_addrs = Vec::new();
         for (i, dn) in dns.iter().enumerate() {
             let addr = dn.wait_for_addr(children.get_mut(i + 1), START_TIMEOUT).await?;
             dn.pin_addr("transfer_addr", &addr)?;
+            dn_addrs.push(addr);
         }
-        std::fs::write(dir.join("cluster.env"), format!("export TUSK_NAMENODE={nn_addr}\n"))
-            .with_context(|| format!("{}: cannot write cluster.env", dir.display()))?;
-        let cluster = LocalCluster { dir: dir.to_path_buf(), namenode_addr: nn_addr, datanodes: dns.len(), children };
+        let compute = compute::start(dir, fresh, &nn_addr, &dn_addrs, &mut children, START_TIMEOUT).await?;
+        let mut env = format!("export TUSK_NAMENODE={nn_addr}\n");
+        if let Some((jt, _)) = &compute {
+            env.push_str(&format!("export TUSK_JOBTRACKER={jt}\n"));
+        }
+        std::fs::write(dir.join("cluster.env"), env).with_context(|| format!("{}: cannot write cluster.env", dir.display()))?;
+        let (jobtracker_addr, workers) = compute.map_or((None, 0), |(jt, n)| (Some(jt), n));
+        let cluster = LocalCluster {
+            dir: dir.to_path_buf(),
+            namenode_addr: nn_addr,
+            datanodes: dns.len(),
+            jobtracker_addr,
+            workers,
+            children,
+        };
         cluster.wait_live_datanodes(START_TIMEOUT).await?;
+        cluster.wait_workers(START_TIMEOUT).await?;
         Ok(cluster)
     }
 
@@ -242,7 +280,7 @@ impl LocalCluster {
             let dn = overrides::apply(&dn, &options.dn_conf, "datanode")?;
             process::write_toml(&abs.join("conf").join(format!("{role}.toml")), &dn)?;
         }
-        Ok(())
+        compute::write_configs(&abs, options)
     }
 
     /// The cluster that lives in `dir` (started earlier, maybe by another process).
@@ -254,7 +292,14 @@ impl LocalCluster {
         let text = std::fs::read_to_string(&nn_conf).with_context(|| format!("{}: cannot read", nn_conf.display()))?;
         let conf: NamenodeConfig = tusk_common::config::parse_toml(&text)?;
         let datanodes = Daemon::all(dir)?.iter().filter(|d| d.role.starts_with("datanode-")).count();
-        Ok(LocalCluster { dir: dir.to_path_buf(), namenode_addr: conf.rpc_addr, datanodes, children: Vec::new() })
+        Ok(LocalCluster {
+            dir: dir.to_path_buf(),
+            namenode_addr: conf.rpc_addr,
+            datanodes,
+            jobtracker_addr: compute::jobtracker_addr(dir)?,
+            workers: compute::workers(dir)?.len(),
+            children: Vec::new(),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -264,6 +309,22 @@ impl LocalCluster {
     /// A client of this cluster's namenode.
     pub async fn client(&self) -> anyhow::Result<Client> {
         Ok(Client::connect(ClientConfig::new(self.namenode_addr.clone())).await?)
+    }
+
+    /// A client of this cluster's jobtracker.
+    pub async fn job_client(&self) -> anyhow::Result<tusk_client::JobClient> {
+        let Some(addr) = &self.jobtracker_addr else {
+            bail!("{}: the cluster has no jobtracker (made before compute existed)", self.dir.display());
+        };
+        Ok(tusk_client::JobClient::connect(addr.clone()).await?)
+    }
+
+    /// Waits until the jobtracker reports every running worker live.
+    pub async fn wait_workers(&self, timeout: Duration) -> anyhow::Result<()> {
+        match &self.jobtracker_addr {
+            Some(jt) => compute::wait_workers(&self.dir, jt, timeout).await,
+            None => Ok(()),
+        }
     }
 
     /// Waits until the namenode reports every running datanode live.
@@ -325,16 +386,21 @@ impl LocalCluster {
         d.wait_for_addr(Some(&mut child), START_TIMEOUT).await?;
         self.children.push(child);
         self.wait_live_datanodes(START_TIMEOUT).await?;
+        if role.starts_with("jobtracker") || role.starts_with("worker") {
+            self.wait_workers(START_TIMEOUT).await?;
+        }
         if role.starts_with("namenode") {
             self.wait_safe_mode_off(START_TIMEOUT).await?;
         }
         Ok(())
     }
 
-    /// Stops every daemon (datanodes first); returns how many were running.
+    /// Stops every daemon (workers, then the jobtracker, the datanodes and
+    /// the namenode); returns how many were running.
     pub async fn stop(mut self) -> anyhow::Result<usize> {
         let mut daemons = Daemon::all(&self.dir)?;
-        daemons.sort_by_key(|d| d.role.starts_with("namenode"));
+        let rank = |role: &str| ["worker", "jobtracker", "datanode", "namenode"].iter().position(|k| role.starts_with(k));
+        daemons.sort_by_key(|d| rank(&d.role));
         let mut stopped = 0;
         for d in daemons {
             if d.stop(&mut self.children).await? {
@@ -371,6 +437,9 @@ async fn status(dir: &Path) -> anyhow::Result<ExitCode> {
             all_up = false;
             println!("namenode {}: not answering ({e})", cluster.namenode_addr);
         }
+    }
+    if let Some(jt) = &cluster.jobtracker_addr {
+        all_up &= compute::print_status(jt).await?;
     }
     Ok(if all_up { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

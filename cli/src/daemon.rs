@@ -1,6 +1,7 @@
-//! `tusk namenode` and `tusk datanode`: load the layered configuration
-//! (defaults < `--config` file < `TUSK_NAMENODE_*`/`TUSK_DATANODE_*` env <
-//! flags), start the daemon and run until SIGTERM or SIGINT.
+//! `tusk namenode`, `tusk datanode`, `tusk jobtracker` and `tusk worker`:
+//! load the layered configuration (defaults < `--config` file <
+//! `TUSK_NAMENODE_*`/`TUSK_DATANODE_*`/`TUSK_JOBTRACKER_*`/`TUSK_WORKER_*` env
+//! < flags), start the daemon and run until SIGTERM or SIGINT.
 
 use anyhow::Context;
 use clap::Args;
@@ -73,6 +74,80 @@ struct DatanodeFlags {
     addr_file: Option<PathBuf>,
 }
 
+/// Flags of `tusk jobtracker`.
+#[derive(Debug, Args)]
+pub struct JobtrackerArgs {
+    /// TOML configuration file.
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    flags: JobtrackerFlags,
+}
+
+/// Jobtracker settings that can be given as flags (highest precedence).
+#[derive(Debug, Args, Serialize)]
+struct JobtrackerFlags {
+    /// Address to serve RPC on (host:port; port 0 picks a free one).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rpc_addr: Option<String>,
+    /// File to write the bound RPC address to.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    addr_file: Option<PathBuf>,
+    /// Directory where jobs, tasks and attempts are persisted.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state_dir: Option<PathBuf>,
+    /// Namenode RPC address (host:port).
+    #[arg(long = "namenode")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namenode_addr: Option<String>,
+}
+
+/// Flags of `tusk worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// TOML configuration file.
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    flags: WorkerFlags,
+}
+
+/// Worker settings that can be given as flags (highest precedence).
+#[derive(Debug, Args, Serialize)]
+struct WorkerFlags {
+    /// Address to serve the worker service on (host:port; port 0 picks one).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rpc_addr: Option<String>,
+    /// File to write the bound address to.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    addr_file: Option<PathBuf>,
+    /// Jobtracker RPC address (host:port).
+    #[arg(long = "jobtracker")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jobtracker_addr: Option<String>,
+    /// Local directory for task attempts and map output (repeat for several disks).
+    #[arg(long = "local-dir")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    local_dirs: Option<Vec<PathBuf>>,
+    /// Transfer address of the datanode beside this worker (locality).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    datanode: Option<String>,
+    /// Host this worker runs on, as datanodes name it.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host: Option<String>,
+    /// Concurrent task attempts (0 derives it from cores and memory).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slots: Option<u32>,
+}
+
 pub async fn namenode(args: NamenodeArgs) -> anyhow::Result<ExitCode> {
     tusk_common::logging::init("info");
     let config: tusk_namenode::NamenodeConfig =
@@ -111,6 +186,36 @@ pub async fn datanode(args: DatanodeArgs) -> anyhow::Result<ExitCode> {
         }
     }
     tracing::info!("datanode stopping");
+    handle.shutdown().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn jobtracker(args: JobtrackerArgs) -> anyhow::Result<ExitCode> {
+    tusk_common::logging::init("info");
+    let config: tusk_jobtracker::JobtrackerConfig =
+        load_layered(args.config.as_deref(), "TUSK_JOBTRACKER_", &args.flags)?;
+    config.validate()?;
+    let handle = tusk_jobtracker::start(config).await.context("jobtracker")?;
+    wait_for_signal().await?;
+    tracing::info!("jobtracker stopping");
+    handle.shutdown().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
+    tusk_common::logging::init("info");
+    let config: tusk_worker::WorkerConfig = load_layered(args.config.as_deref(), "TUSK_WORKER_", &args.flags)?;
+    config.validate()?;
+    let mut handle = tusk_worker::start(config).await.context("worker")?;
+    tokio::select! {
+        r = wait_for_signal() => r?,
+        e = handle.fatal_error() => {
+            tracing::error!("worker stopping: {e}");
+            let _ = handle.shutdown().await;
+            return Err(anyhow::Error::new(e).context("worker"));
+        }
+    }
+    tracing::info!("worker stopping");
     handle.shutdown().await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,15 +1,18 @@
 //! `tusk demo`: the first thing a new user runs. It starts a real local
 //! cluster (separate processes), uploads sample data, lists it, reads it
-//! back, checks every byte, and stops the cluster.
+//! back, checks every byte, counts its words with a MapReduce job (checked
+//! against a local count), and stops the cluster.
 
 use anyhow::{Context, bail};
 use clap::Args;
+use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::Instant;
-use tusk_client::CreateOptions;
+use tusk_client::{CreateOptions, JobState};
 
 use crate::cluster::{ClusterOptions, LocalCluster};
 use crate::dfs::format::{LsWidths, human_size, ls_line};
+use crate::job::{Display, follow, submit_spec, wordcount_spec};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -27,7 +30,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let tmp = tempfile::Builder::new().prefix("tusk-demo-").tempdir().context("cannot create a temporary directory")?;
     let dir = tmp.path().to_path_buf();
     println!("== Tusk demo ==");
-    println!("starting a local cluster (1 namenode, 3 datanodes, block size {}) in {}", human_size(DEMO_BLOCK_SIZE), dir.display());
+    println!(
+        "starting a local cluster (1 namenode, 3 datanodes, block size {}, 1 jobtracker, 3 workers) in {}",
+        human_size(DEMO_BLOCK_SIZE),
+        dir.display()
+    );
     let options = ClusterOptions {
         datanodes: 3,
         block_size: Some(DEMO_BLOCK_SIZE),
@@ -37,7 +44,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     };
     let started = Instant::now();
     let cluster = LocalCluster::start(&dir, &options).await?;
-    println!("cluster up in {:.1?}: namenode at {}", started.elapsed(), cluster.namenode_addr);
+    println!(
+        "cluster up in {:.1?}: namenode at {}, jobtracker at {}",
+        started.elapsed(),
+        cluster.namenode_addr,
+        cluster.jobtracker_addr.as_deref().unwrap_or("-")
+    );
     let outcome = exercise(&cluster).await;
     println!("stopping the cluster");
     cluster.stop().await?;
@@ -111,6 +123,61 @@ async fn exercise(cluster: &LocalCluster) -> anyhow::Result<()> {
     println!("\ndatanodes:");
     for d in report {
         println!("  {}  {}  used {}  {} blocks", d.transfer_addr, if d.live { "live" } else { "dead" }, human_size(d.dfs_used), d.num_blocks);
+    }
+    wordcount(cluster, &files).await
+}
+
+/// Counts the words of the sample data with a MapReduce job, checks the
+/// counts against a local count, and prints the most frequent words.
+async fn wordcount(cluster: &LocalCluster, files: &[(&str, Vec<u8>)]) -> anyhow::Result<()> {
+    const OUTPUT: &str = "/demo/wordcount";
+    println!("\n$ tusk job run wordcount /demo/input {OUTPUT} --reduces 2");
+    let jobs = cluster.job_client().await?;
+    let client = cluster.client().await?;
+    let id = submit_spec(&jobs, &wordcount_spec("/demo/input".into(), OUTPUT.into(), 2)).await?;
+    println!("{id}");
+    let report = follow(&jobs, &id, Display::Auto).await?;
+    if report.state != JobState::Succeeded {
+        bail!("wordcount {id} {}: {}", report.state, report.diagnostics);
+    }
+    let maps = report.stage("map").map_or(0, |s| s.total);
+    println!(
+        "{id} SUCCEEDED in {:.1} s: {maps} map(s), 2 reduce(s); first task running {} ms after submission",
+        (report.finish_ms - report.submit_ms) as f64 / 1000.0,
+        report.first_launch_ms
+    );
+    let mut counts: HashMap<String, u64> = HashMap::new();
+    for e in client.list(OUTPUT).await? {
+        if e.is_dir || !e.name.starts_with("part-") {
+            continue;
+        }
+        let text = client.read_all(&e.path).await?;
+        for line in String::from_utf8_lossy(&text).lines() {
+            let parsed = line.split_once('\t').and_then(|(w, n)| Some((w, n.trim().parse::<u64>().ok()?)));
+            let Some((word, n)) = parsed else { bail!("{}: unexpected line {line:?}", e.path) };
+            *counts.entry(word.to_string()).or_insert(0) += n;
+        }
+    }
+    let mut expected: HashMap<String, u64> = HashMap::new();
+    for (_, data) in files {
+        for w in data.split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty()) {
+            *expected.entry(String::from_utf8_lossy(w).into_owned()).or_insert(0) += 1;
+        }
+    }
+    if counts != expected {
+        bail!(
+            "{OUTPUT}: the job counted {} distinct words ({} in all), a local count {} ({})",
+            counts.len(),
+            counts.values().sum::<u64>(),
+            expected.len(),
+            expected.values().sum::<u64>()
+        );
+    }
+    let mut top: Vec<(&String, &u64)> = counts.iter().collect();
+    top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    println!("{} distinct words, {} in all, identical to a local count; the top 10:", counts.len(), counts.values().sum::<u64>());
+    for (word, n) in top.into_iter().take(10) {
+        println!("  {n:>8}  {word}");
     }
     Ok(())
 }

@@ -8,13 +8,23 @@ mod daemon;
 mod demo;
 mod dfs;
 mod dfsadmin;
+mod job;
 mod progress;
+mod task;
 
 use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = args::Cli::parse();
+    // `tusk job streaming` also takes Hadoop's single-dash spelling.
+    let argv = match job::argv::rewrite(std::env::args_os().collect()) {
+        Ok(argv) => argv,
+        Err(e) => {
+            eprintln!("tusk: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = args::Cli::parse_from(argv);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -36,6 +46,10 @@ async fn run(cli: args::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Namenode(a) => daemon::namenode(a).await,
         Command::Datanode(a) => daemon::datanode(a).await,
+        Command::Jobtracker(a) => daemon::jobtracker(a).await,
+        Command::Worker(a) => daemon::worker(a).await,
+        Command::Task(a) => task::run(a).await,
+        Command::Job(a) => job::run(a).await,
         Command::Dfs(a) => dfs::run(a).await,
         Command::Dfsadmin(a) => dfsadmin::run(a).await,
         Command::Cluster(a) => cluster::run(a).await,

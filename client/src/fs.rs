@@ -7,7 +7,7 @@ mod types;
 
 pub use admin::{SafeModeAction, SafeModeStatus};
 pub use fsck::{BlockProblem, FsckBlock, FsckFile, FsckOptions, FsckReplica, FsckReplicaState, FsckReport, FsckSummary};
-pub use types::{AdminState, ContentSummary, CreateOptions, DatanodeInfo, FileStatus, ServerDefaults};
+pub use types::{AdminState, BlockLocation, ContentSummary, CreateOptions, DatanodeInfo, FileStatus, ServerDefaults};
 
 use bytes::Bytes;
 use std::sync::Arc;
@@ -181,6 +181,26 @@ impl Client {
         let req = dfs::GetFileInfoRequest { caller: rpc.caller(), path: path.clone() };
         let resp = rpc.stub().get_file_info(req).await.map_err(|s| rpc.error(s))?.into_inner();
         Ok(resp.status.map(|s| FileStatus::from_proto(path, s)))
+    }
+
+    /// The blocks of the file `path` overlapping `[offset, offset + len)`
+    /// (`len` 0: to the end of the file), sorted by offset, each with the
+    /// datanodes holding it. A missing path is a `NotFound` error.
+    pub async fn block_locations(&self, path: &str, offset: u64, len: u64) -> Result<Vec<BlockLocation>> {
+        let path = path::normalize(path)?;
+        let rpc = &self.inner.rpc;
+        let req = dfs::GetBlockLocationsRequest {
+            caller: rpc.caller(),
+            path: path.clone(),
+            offset,
+            length: len,
+            client_host: String::new(),
+        };
+        let resp = rpc.stub().get_block_locations(req).await.map_err(|s| rpc.error(s))?.into_inner();
+        let located = resp.blocks.ok_or_else(|| ClientError::not_found(&path))?;
+        let mut blocks: Vec<BlockLocation> = located.blocks.iter().map(BlockLocation::from_proto).collect();
+        blocks.sort_by_key(|b| b.offset);
+        Ok(blocks)
     }
 
     /// The entries of a directory sorted by name (every page), or the file

@@ -6,6 +6,7 @@ mod error;
 #[cfg(test)]
 mod fake_namenode;
 mod fs;
+mod job;
 mod lease_renewer;
 mod namenode_rpc;
 mod reader;
@@ -14,8 +15,12 @@ mod writer;
 pub use config::ClientConfig;
 pub use error::{ClientError, Result};
 pub use fs::{
-    AdminState, BlockProblem, Client, ContentSummary, CreateOptions, DatanodeInfo, FileStatus, FsckBlock, FsckFile,
+    AdminState, BlockLocation, BlockProblem, Client, ContentSummary, CreateOptions, DatanodeInfo, FileStatus, FsckBlock, FsckFile,
     FsckOptions, FsckReplica, FsckReplicaState, FsckReport, FsckSummary, SafeModeAction, SafeModeStatus, ServerDefaults,
+};
+pub use job::{
+    AttemptReport, AttemptState, ClusterStatus, Counter, ENV_JOBTRACKER, JobClient, JobReport, JobState, KillOutcome,
+    Locality, StageSummary, TaskLog, TaskReport, TaskState, WorkerInfo,
 };
 pub use reader::FileReader;
 pub use tusk_proto::error::ErrorKind;
@@ -48,5 +53,16 @@ mod send_checks {
         is_send(&c.datanode_admin("h:1", true));
         is_send(&w.close());
         is_send(&r);
+    }
+
+    async fn job_futures_are_send(j: JobClient) {
+        is_send(&j);
+        is_send(&JobClient::connect("h:1"));
+        is_send(&j.submit("mapreduce", "{}"));
+        is_send(&j.job("job_1_0001", true));
+        is_send(&j.list());
+        is_send(&j.kill("job_1_0001"));
+        is_send(&j.cluster_status());
+        is_send(&j.task_log("h:1", "attempt_1", 0, 1));
     }
 }

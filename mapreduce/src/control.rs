@@ -1,1 +1,101 @@
-//! (being written)
+//! The control channel from a task process to its worker: lines on the
+//! task's stdout that start with [`PREFIX`], each carrying one JSON
+//! [`ControlLine`]. Every other stdout line is ordinary output the worker
+//! copies to the attempt's `stdout` file.
+
+use serde::{Deserialize, Serialize};
+
+/// Marks a control line on the task's stdout.
+pub const PREFIX: &str = "@tusk ";
+
+/// One message from a task process to the worker running it.
+///
+/// Externally tagged JSON: `{"progress":{"progress":0.5,"status":"...",
+/// "counters":[["G","N",3]]}}` and, last, `{"done":{"result_json":"...",
+/// "counters":[...]}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlLine {
+    /// The attempt is alive: how far it is (0..=1), its status message and
+    /// its counters so far (group, name, value).
+    Progress { progress: f32, status: String, counters: Vec<(String, String, i64)> },
+    /// The attempt succeeded: the engine's result (a
+    /// [`TaskResult`](crate::spec::TaskResult) as JSON) and the final
+    /// counters. The process exits 0 right after printing it.
+    Done { result_json: String, counters: Vec<(String, String, i64)> },
+}
+
+impl ControlLine {
+    /// The line to print: [`PREFIX`] then compact JSON, without a newline.
+    /// JSON escapes control characters, so the line never contains `\n`.
+    pub fn to_line(&self) -> String {
+        // Serializing plain strings, floats and integers cannot fail; a
+        // non-finite progress (NaN) is clamped before it gets here.
+        let json = serde_json::to_string(&self.sanitized()).unwrap_or_else(|_| "{}".to_string());
+        format!("{PREFIX}{json}")
+    }
+
+    /// Parses one stdout line (a trailing `\n` / `\r\n` is ignored); `None`
+    /// when it is not a control line or its JSON is not a [`ControlLine`].
+    pub fn parse(line: &str) -> Option<ControlLine> {
+        let line = line.trim_end_matches(['\n', '\r']);
+        serde_json::from_str(line.strip_prefix(PREFIX)?).ok()
+    }
+
+    /// serde_json refuses NaN and infinities: progress is clamped to 0..=1.
+    fn sanitized(&self) -> ControlLine {
+        match self {
+            ControlLine::Progress { progress, status, counters } => ControlLine::Progress {
+                progress: if progress.is_finite() { progress.clamp(0.0, 1.0) } else { 0.0 },
+                status: status.clone(),
+                counters: counters.clone(),
+            },
+            done => done.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_round_trip() {
+        let p = ControlLine::Progress {
+            progress: 0.5,
+            status: "map > sort\nwith a newline".into(),
+            counters: vec![("TaskCounter".into(), "MAP_INPUT_RECORDS".into(), 3)],
+        };
+        let line = p.to_line();
+        assert!(line.starts_with(PREFIX));
+        assert!(!line.contains('\n'), "{line}");
+        assert_eq!(ControlLine::parse(&line), Some(p));
+        assert_eq!(ControlLine::parse(&format!("{line}\r\n")).map(|l| l.to_line()), Some(line));
+
+        let d = ControlLine::Done { result_json: "{\"partition_bytes\":[1,2]}".into(), counters: vec![] };
+        assert_eq!(ControlLine::parse(&d.to_line()), Some(d));
+    }
+
+    #[test]
+    fn wire_shape_is_externally_tagged_with_counter_triples() {
+        let p = ControlLine::Progress { progress: 0.25, status: "s".into(), counters: vec![("G".into(), "N".into(), 3)] };
+        assert_eq!(p.to_line(), r#"@tusk {"progress":{"progress":0.25,"status":"s","counters":[["G","N",3]]}}"#);
+        let parsed = ControlLine::parse(r#"@tusk {"done":{"result_json":"{}","counters":[["A","B",-1]]}}"#);
+        assert_eq!(parsed, Some(ControlLine::Done { result_json: "{}".into(), counters: vec![("A".into(), "B".into(), -1)] }));
+    }
+
+    #[test]
+    fn other_lines_are_not_control_lines() {
+        for line in ["hello", "@tusk", "@tusk not json", "@tusk {\"unknown\":{}}", " @tusk {\"done\":{}}", "@tuskx {}"] {
+            assert_eq!(ControlLine::parse(line), None, "{line}");
+        }
+    }
+
+    #[test]
+    fn non_finite_progress_is_clamped() {
+        let p = ControlLine::Progress { progress: f32::NAN, status: String::new(), counters: vec![] };
+        assert!(matches!(ControlLine::parse(&p.to_line()), Some(ControlLine::Progress { progress, .. }) if progress == 0.0));
+        let p = ControlLine::Progress { progress: 7.0, status: String::new(), counters: vec![] };
+        assert!(matches!(ControlLine::parse(&p.to_line()), Some(ControlLine::Progress { progress, .. }) if progress == 1.0));
+    }
+}

@@ -8,6 +8,8 @@
 //! The `tusk` binary is built on first use (`cargo build --bin tusk`, a no-op
 //! when fresh), so `cargo test`/`cargo nextest run` alone is enough.
 
+pub mod jobs;
+
 use anyhow::{Context, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -61,9 +63,33 @@ pub struct Builder {
     racks: Option<usize>,
     nn_conf: Vec<String>,
     dn_conf: Vec<String>,
+    workers: usize,
+    jt_conf: Vec<String>,
+    worker_conf: Vec<String>,
 }
 
 impl Builder {
+    /// Workers (one beside each datanode while `n` ≤ datanodes); 0, the
+    /// default, for filesystem-only tests (the jobtracker runs anyway).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n;
+        self
+    }
+    /// A jobtracker setting (`--jt-conf KEY=VALUE`).
+    pub fn jt_conf(mut self, key: &str, value: impl std::fmt::Display) -> Self {
+        self.jt_conf.push(format!("{key}={value}"));
+        self
+    }
+    /// A setting of every worker (`--worker-conf KEY=VALUE`).
+    pub fn worker_conf(mut self, key: &str, value: impl std::fmt::Display) -> Self {
+        self.worker_conf.push(format!("{key}={value}"));
+        self
+    }
+    /// Workers are declared lost `expiry_ms` after their last heartbeat
+    /// (heartbeats every 200 ms).
+    pub fn fast_worker_expiry(self, expiry_ms: u64) -> Self {
+        self.jt_conf("worker_expiry_ms", expiry_ms).jt_conf("heartbeat_interval_ms", 200)
+    }
     /// Spreads the datanodes over `n` racks (`tusk cluster start --racks`).
     pub fn racks(mut self, n: usize) -> Self {
         self.racks = Some(n);
@@ -121,8 +147,16 @@ impl Builder {
         for s in &self.dn_conf {
             cmd.args(["--dn-conf", s]);
         }
+        cmd.args(["--workers", &self.workers.to_string()]);
+        for s in &self.jt_conf {
+            cmd.args(["--jt-conf", s]);
+        }
+        for s in &self.worker_conf {
+            cmd.args(["--worker-conf", s]);
+        }
         let out = cmd.stdin(Stdio::null()).output().context("running tusk cluster start")?;
-        let mut cluster = TestCluster { dir, bin, namenode: String::new(), block_size: self.block_size };
+        let mut cluster =
+            TestCluster { dir, bin, namenode: String::new(), jobtracker: String::new(), block_size: self.block_size };
         if !out.status.success() {
             cluster.print_logs();
             bail!("tusk cluster start failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -135,6 +169,12 @@ impl Builder {
             .trim()
             .to_string();
         cluster.namenode = namenode;
+        cluster.jobtracker = env
+            .lines()
+            .find_map(|l| l.strip_prefix("export TUSK_JOBTRACKER="))
+            .context("cluster.env has no TUSK_JOBTRACKER")?
+            .trim()
+            .to_string();
         Ok(cluster)
     }
 }
@@ -145,6 +185,8 @@ pub struct TestCluster {
     bin: PathBuf,
     /// RPC address of the namenode.
     pub namenode: String,
+    /// RPC address of the jobtracker.
+    pub jobtracker: String,
     /// The cluster's default block size.
     pub block_size: u64,
 }
@@ -160,6 +202,9 @@ impl TestCluster {
             racks: None,
             nn_conf: Vec::new(),
             dn_conf: Vec::new(),
+            workers: 0,
+            jt_conf: Vec::new(),
+            worker_conf: Vec::new(),
         }
     }
 
@@ -183,7 +228,10 @@ impl TestCluster {
     /// A `tusk` command pointed at this cluster.
     pub fn tusk(&self) -> Command {
         let mut cmd = Command::new(&self.bin);
-        cmd.env("TUSK_NAMENODE", &self.namenode).env_remove("TUSK_CONF").stdin(Stdio::null());
+        cmd.env("TUSK_NAMENODE", &self.namenode)
+            .env("TUSK_JOBTRACKER", &self.jobtracker)
+            .env_remove("TUSK_CONF")
+            .stdin(Stdio::null());
         cmd
     }
 

@@ -149,7 +149,8 @@ impl Daemon {
         self.set_config("namenode_addr", addr)
     }
 
-    fn set_config(&self, key: &str, value: &str) -> anyhow::Result<()> {
+    /// Sets one string setting in the daemon's config file.
+    pub fn set_config(&self, key: &str, value: &str) -> anyhow::Result<()> {
         let path = self.config_path();
         let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
         let mut table: toml::Table = text.parse().with_context(|| format!("{}: invalid TOML", path.display()))?;

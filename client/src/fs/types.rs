@@ -18,6 +18,38 @@ pub struct CreateOptions {
     pub permission: Option<u32>,
 }
 
+/// Where one block of a file is stored (Hadoop's `BlockLocation`), for
+/// placing work next to its data.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BlockLocation {
+    /// Offset of the block's first byte in the file.
+    pub offset: u64,
+    /// Bytes in the block.
+    pub length: u64,
+    /// Transfer addresses (`host:port`) of the datanodes holding a replica,
+    /// the nearest to the caller first.
+    pub hosts: Vec<String>,
+    /// Racks of those datanodes, without repeats.
+    pub racks: Vec<String>,
+}
+
+impl BlockLocation {
+    pub(crate) fn from_proto(b: &dfs::LocatedBlock) -> BlockLocation {
+        let mut racks: Vec<String> = Vec::new();
+        for d in &b.locations {
+            if !d.rack.is_empty() && !racks.contains(&d.rack) {
+                racks.push(d.rack.clone());
+            }
+        }
+        BlockLocation {
+            offset: b.offset,
+            length: b.block.map(|e| e.num_bytes).unwrap_or(0),
+            hosts: b.locations.iter().map(|d| d.transfer_addr.clone()).collect(),
+            racks,
+        }
+    }
+}
+
 /// What the namenode knows about a file or directory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileStatus {
@@ -200,6 +232,20 @@ mod tests {
         let s = FileStatus::from_proto("/a/b".into(), d);
         assert!(s.is_dir);
         assert_eq!(s.name, "b");
+    }
+
+    #[test]
+    fn block_locations_list_replica_addresses_and_distinct_racks() {
+        let dn = |addr: &str, rack: &str| dfs::DatanodeId { transfer_addr: addr.into(), rack: rack.into(), ..Default::default() };
+        let b = dfs::LocatedBlock {
+            block: Some(dfs::ExtendedBlock { block_id: 1, generation_stamp: 1, num_bytes: 42 }),
+            offset: 128,
+            locations: vec![dn("a:1", "/r1"), dn("b:1", "/r2"), dn("c:1", "/r1")],
+        };
+        let l = BlockLocation::from_proto(&b);
+        assert_eq!((l.offset, l.length), (128, 42));
+        assert_eq!(l.hosts, vec!["a:1", "b:1", "c:1"]);
+        assert_eq!(l.racks, vec!["/r1", "/r2"]);
     }
 
     #[test]

@@ -1,0 +1,46 @@
+//! `tusk task` (hidden): one task attempt, started by a worker as a child
+//! process in the attempt's working directory. Progress and the result go
+//! to stdout as control lines (written by the engine); errors go to stderr
+//! as `tusk task: <error>` with exit status 1.
+
+use anyhow::Context;
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tusk_mapreduce::TaskSpec;
+use tusk_mapreduce::task::{TaskDirs, run_task};
+
+/// Flags of `tusk task`, as the worker passes them.
+#[derive(Debug, Args)]
+pub struct TaskArgs {
+    /// The attempt's `task.json` (a `TaskSpec`).
+    #[arg(long)]
+    spec: PathBuf,
+    /// Where a map writes its sorted, partitioned output and index.
+    #[arg(long)]
+    output_dir: PathBuf,
+    /// Spills, fetched map output and other temporary files.
+    #[arg(long)]
+    scratch_dir: PathBuf,
+}
+
+pub async fn run(args: TaskArgs) -> anyhow::Result<ExitCode> {
+    tusk_common::logging::init("warn");
+    match run_attempt(args).await {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("tusk task: {}", crate::error_line(&e));
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+async fn run_attempt(args: TaskArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.spec).with_context(|| format!("{}: cannot read", args.spec.display()))?;
+    let spec: TaskSpec =
+        serde_json::from_str(&text).with_context(|| format!("{}: not a task definition", args.spec.display()))?;
+    let work_dir = std::env::current_dir().context("cannot find the working directory")?;
+    let dirs = TaskDirs { work_dir, output_dir: args.output_dir, scratch_dir: args.scratch_dir };
+    run_task(spec, dirs).await?;
+    Ok(())
+}

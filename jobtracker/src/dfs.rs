@@ -1,0 +1,116 @@
+//! DFS access: one client per job user (planning and commits act as the
+//! job's user), created lazily, and the rack refresher that keeps the
+//! scheduler's datanode → rack map current.
+
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tusk_client::{Client, ClientConfig, ClientError, ErrorKind};
+
+use crate::error::{JobtrackerError, Refusal, Result};
+use crate::jobtracker::Jobtracker;
+
+/// How often the datanode report (racks) is fetched.
+const RACK_REFRESH: Duration = Duration::from_secs(60);
+/// Retry delay of a failed report, and the least time between two reports.
+const RACK_RETRY: Duration = Duration::from_secs(5);
+
+/// Clients of the namenode, by user. Clients connect on first use, so a
+/// namenode that is not up yet only fails the calls made meanwhile.
+pub(crate) struct Dfs {
+    namenode: String,
+    clients: Mutex<HashMap<String, Client>>,
+}
+
+impl Dfs {
+    pub(crate) fn new(namenode: &str) -> Dfs {
+        Dfs { namenode: namenode.to_string(), clients: Mutex::new(HashMap::new()) }
+    }
+
+    pub(crate) fn namenode(&self) -> &str {
+        &self.namenode
+    }
+
+    /// A client acting as `user` (the jobtracker's own identity for "").
+    pub(crate) async fn client(&self, user: &str) -> Result<Client> {
+        if let Some(c) = self.clients.lock().get(user) {
+            return Ok(c.clone());
+        }
+        let mut config = ClientConfig::new(self.namenode.clone());
+        if !user.is_empty() {
+            config.user = Some(user.to_string());
+        }
+        let c = Client::connect(config).await.map_err(dfs_error)?;
+        Ok(self.clients.lock().entry(user.to_string()).or_insert(c).clone())
+    }
+
+    /// Datanode transfer address → rack, from the namenode's report.
+    pub(crate) async fn racks(&self) -> Result<HashMap<String, String>> {
+        let report = self.client("").await?.datanode_report().await.map_err(dfs_error)?;
+        Ok(report.into_iter().map(|d| (d.transfer_addr, d.rack)).collect())
+    }
+}
+
+/// A DFS error as the jobtracker reports it: the client's message, with a
+/// code telling "not found" / "permission" / "try later" apart.
+pub(crate) fn dfs_error(e: ClientError) -> JobtrackerError {
+    let reason = match e.kind() {
+        Some(ErrorKind::NotFound) => Refusal::NotFound,
+        Some(ErrorKind::AlreadyExists) => Refusal::AlreadyExists,
+        Some(ErrorKind::PermissionDenied) => Refusal::PermissionDenied,
+        Some(ErrorKind::SafeMode | ErrorKind::NoDatanodes) => Refusal::Unavailable,
+        Some(ErrorKind::InvalidPath | ErrorKind::InvalidArgument) => Refusal::InvalidArgument,
+        Some(_) => Refusal::FailedPrecondition,
+        None => match e {
+            ClientError::Rpc { .. } | ClientError::Block { .. } => Refusal::Unavailable,
+            ClientError::Config(_) => Refusal::InvalidArgument,
+            _ => Refusal::FailedPrecondition,
+        },
+    };
+    JobtrackerError::refused(reason, e.to_string())
+}
+
+/// Background: fetches the datanode report every minute (sooner when a
+/// worker beside an unplaced datanode registers) and hands the racks to the
+/// scheduler.
+pub(crate) struct RackRefresher {
+    jt: Arc<Jobtracker>,
+    dfs: Arc<Dfs>,
+    wake: Arc<Notify>,
+}
+
+impl RackRefresher {
+    pub(crate) fn new(jt: Arc<Jobtracker>, dfs: Arc<Dfs>, wake: Arc<Notify>) -> RackRefresher {
+        RackRefresher { jt, dfs, wake }
+    }
+
+    pub(crate) async fn run(self, mut stop: watch::Receiver<bool>) {
+        loop {
+            let wait = match self.dfs.racks().await {
+                Ok(racks) => {
+                    self.jt.set_racks(racks);
+                    RACK_REFRESH
+                }
+                Err(e) => {
+                    tracing::debug!("datanode report from {}: {e}", self.dfs.namenode());
+                    RACK_RETRY
+                }
+            };
+            // At most one report per RACK_RETRY, even when woken often.
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                _ = tokio::time::sleep(RACK_RETRY) => {}
+            }
+            if wait > RACK_RETRY {
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return,
+                    _ = tokio::time::sleep(wait - RACK_RETRY) => {}
+                    _ = self.wake.notified() => {}
+                }
+            }
+        }
+    }
+}

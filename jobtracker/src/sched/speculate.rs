@@ -8,27 +8,33 @@ use super::{AttemptRef, Scheduler};
 const SPECULATION_SLACK_MS: f64 = 1000.0;
 
 impl Scheduler {
-    /// Uses the slots left after normal assignment for speculative attempts.
+    /// Uses the slots left after normal assignment for speculative attempts:
+    /// on another worker than the straggler's first; then, when the only
+    /// free slots are on the straggler's own worker (say reducers hold the
+    /// others), there: a fresh process is worth having even on the same
+    /// machine when the straggling attempt itself is what is slow.
     pub(super) fn speculate(&mut self, now: i64) {
-        let workers: Vec<String> =
-            self.workers.iter().filter(|w| w.usable() && w.free() > 0).map(|w| w.id.clone()).collect();
-        for wid in workers {
-            while self.workers.get(&wid).is_some_and(|w| w.free() > 0) {
-                let Some((seq, pick)) = self.straggler_for(&wid, now) else { break };
-                tracing::info!("speculating task {} of stage {} on worker {wid}", pick.task, pick.stage);
-                self.launch(seq, pick, &wid, true, now);
+        for allow_same_worker in [false, true] {
+            let workers: Vec<String> =
+                self.workers.iter().filter(|w| w.usable() && w.free() > 0).map(|w| w.id.clone()).collect();
+            for wid in workers {
+                while self.workers.get(&wid).is_some_and(|w| w.free() > 0) {
+                    let Some((seq, pick)) = self.straggler_for(&wid, now, allow_same_worker) else { break };
+                    tracing::info!("speculating task {} of stage {} on worker {wid}", pick.task, pick.stage);
+                    self.launch(seq, pick, &wid, true, now);
+                }
             }
         }
     }
 
     /// The task most worth a speculative attempt on `wid`: a stage with no
     /// pending task and at least one completed task; a running task with a
-    /// single attempt (elsewhere) whose elapsed time exceeds
+    /// single attempt (elsewhere, unless `allow_same_worker`) whose elapsed time exceeds
     /// max(1.5 × mean, mean + 1 s) and whose remaining time, estimated from
     /// its progress rate, exceeds the mean. A stage reading another is not
     /// speculated before that stage is complete, and its attempts' elapsed
     /// time counts from then: waiting for input is not being slow.
-    fn straggler_for(&self, wid: &str, now: i64) -> Option<(u32, Pick)> {
+    fn straggler_for(&self, wid: &str, now: i64, allow_same_worker: bool) -> Option<(u32, Pick)> {
         let w = self.workers.get(wid)?;
         for seq in self.fair_order() {
             let job = self.jobs.get(&seq)?;
@@ -49,7 +55,7 @@ impl Scheduler {
                 };
                 let mut active = task.active();
                 let (Some((_, a)), None) = (active.next(), active.next()) else { continue };
-                if a.kill_reason.is_some() || a.worker_id == wid {
+                if a.kill_reason.is_some() || (a.worker_id == wid && !allow_same_worker) {
                     continue;
                 }
                 let mean = stage.stats.done_ms_sum as f64 / stage.stats.done_count as f64;

@@ -233,6 +233,22 @@ fn a_straggler_gets_one_speculative_attempt_and_the_loser_is_killed() {
 }
 
 #[test]
+fn a_straggler_is_speculated_on_its_own_worker_when_no_other_has_a_free_slot() {
+    let mut sim = Sim::new();
+    sim.worker("w1", "", 3);
+    let id = sim.submit(mr_draft(vec![Prefs::default(); 2], 0));
+    let l = sim.step();
+    assert_eq!(l.len(), 2);
+    sim.advance(1000);
+    sim.succeed(&l[0].attempt_id);
+    sim.advance(2100);
+    let spec = sim.step();
+    assert_eq!(spec.len(), 1, "the only free slots are on the straggler's worker");
+    assert_eq!(spec[0].worker_id, "w1");
+    assert!(sim.job(&id).task(0, l[1].task_index).attempts[1].speculative);
+}
+
+#[test]
 fn reducers_waiting_for_maps_are_not_stragglers() {
     let mut sim = Sim::new();
     sim.worker("w1", "", 2);

@@ -26,6 +26,7 @@ pub struct TaskArgs {
 
 pub async fn run(args: TaskArgs) -> anyhow::Result<ExitCode> {
     tusk_common::logging::init("warn");
+    kill_group_on_sigterm()?;
     match run_attempt(args).await {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {
@@ -33,6 +34,23 @@ pub async fn run(args: TaskArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// SIGTERM (the worker killing the attempt, or dying: it is the task's
+/// parent-death signal) kills the attempt's whole process group at once,
+/// so user programs and whatever they started never outlive it. The
+/// worker starts every attempt as the leader of its own group.
+fn kill_group_on_sigterm() -> anyhow::Result<()> {
+    use nix::sys::signal::{Signal, killpg};
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::spawn(async move {
+        if term.recv().await.is_some() {
+            let _ = killpg(nix::unistd::getpgrp(), Signal::SIGKILL);
+            std::process::exit(143);
+        }
+    });
+    Ok(())
 }
 
 async fn run_attempt(args: TaskArgs) -> anyhow::Result<()> {

@@ -44,6 +44,9 @@ pub struct JobtrackerConfig {
     pub max_fetch_failures: u32,
     /// Fraction of a job's maps that must be done before its reducers start
     /// (`mapreduce.job.reduce.slowstart.completedmaps` overrides it per job).
+    /// 1.0 (all maps), not Hadoop's 0.05: maps and reducers share one pool
+    /// of slots here, and reducers started early only hold slots that a
+    /// straggling map's speculative attempt (or a re-run map) needs.
     pub reduce_slowstart: f64,
     /// Finished jobs kept (listed, persisted); older ones are forgotten.
     pub retained_jobs: usize,
@@ -69,7 +72,7 @@ impl Default for JobtrackerConfig {
             max_attempts: 4,
             speculative: true,
             max_fetch_failures: 3,
-            reduce_slowstart: 0.05,
+            reduce_slowstart: 1.0,
             retained_jobs: 1000,
             task_memory_mb: 1024,
             task_timeout_ms: 600_000,
@@ -132,7 +135,7 @@ mod tests {
         assert_eq!(c.locality_wait_ms, 3000);
         assert_eq!(c.max_attempts, 4);
         assert!(c.speculative);
-        assert_eq!(c.reduce_slowstart, 0.05);
+        assert_eq!(c.reduce_slowstart, 1.0);
         c.validate().unwrap();
         JobtrackerConfig::default().validate().unwrap();
     }

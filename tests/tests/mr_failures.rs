@@ -104,3 +104,33 @@ async fn straggler_gets_a_speculative_attempt_and_no_duplicates() -> anyhow::Res
     assert!(!listing.iter().any(|p| p.contains("_temporary")), "{listing:?}");
     Ok(())
 }
+
+/// Pids of the processes whose command line contains `marker`.
+fn processes_with(marker: &str) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+                && tusk_tests::process_alive(*pid)
+        })
+        .collect()
+}
+
+/// A worker killed with SIGKILL takes its attempts along, and everything
+/// they started (a streaming mapper's own children too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_takes_its_tasks_programs_along() -> anyhow::Result<()> {
+    let cluster = TestCluster::builder().datanodes(1).workers(1).replication(1).start()?;
+    let client = cluster.client().await?;
+    client.write_all("/in.txt", b"one line\n", false).await?;
+    let marker = format!("tusk-orphan-check-{}", std::process::id());
+    let mapper = format!("sh -c 'sleep 600; echo {marker}'");
+    cluster.submit(&["streaming", "-input", "/in.txt", "-output", "/orphans", "-mapper", &mapper, "-reducer", "cat"]);
+    tusk_tests::wait_until(Duration::from_secs(30), || !processes_with(&marker).is_empty())?;
+    cluster.kill9("worker-0")?;
+    tusk_tests::wait_until(Duration::from_secs(10), || processes_with(&marker).is_empty())
+        .map_err(|e| anyhow::anyhow!("{e}: still running: {:?}", processes_with(&marker)))?;
+    Ok(())
+}

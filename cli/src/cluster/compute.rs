@@ -1,7 +1,8 @@
 //! The compute side of a local cluster: a jobtracker (`jobtracker-0`) and
 //! workers (`worker-<i>`). Worker i sits beside datanode i (modulo the
 //! number of datanodes): same loopback host, its `datanode` the datanode's
-//! transfer address, its local directory `data/worker-<i>`.
+//! transfer address, its local directory `data/worker-<i>`, and its share
+//! of this machine's cores as task slots (at least one).
 
 use anyhow::{Context, bail};
 use std::path::Path;
@@ -29,7 +30,12 @@ pub fn write_configs(abs: &Path, options: &ClusterOptions) -> anyhow::Result<()>
     let jt = overrides::apply(&jt, &options.jt_conf, "jobtracker")?;
     process::write_toml(&abs.join("conf").join(format!("{JOBTRACKER}.toml")), &jt)?;
     let racks = options.racks.filter(|r| *r > 0);
-    for i in 0..options.workers.unwrap_or(options.datanodes) {
+    let workers = options.workers.unwrap_or(options.datanodes);
+    // The workers of a local cluster share this machine's cores: running
+    // more task processes than cores only thrashes caches.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let slots = (cores / workers.max(1)).max(1) as u32;
+    for i in 0..workers {
         let role = format!("worker-{i}");
         let host = match racks {
             Some(_) if options.datanodes > 0 => format!("127.0.0.{}", i % options.datanodes + 1),
@@ -40,6 +46,7 @@ pub fn write_configs(abs: &Path, options: &ClusterOptions) -> anyhow::Result<()>
             addr_file: Some(abs.join("run").join(format!("{role}.addr"))),
             local_dirs: vec![abs.join("data").join(&role)],
             host,
+            slots,
             ..WorkerConfig::default()
         };
         // Validated by the worker itself once its jobtracker address is set.

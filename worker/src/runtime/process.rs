@@ -1,7 +1,9 @@
 //! The plain process runtime: each task is a child process of the worker in
 //! its own process group (so the whole tree it starts can be signalled at
-//! once), with `PR_SET_PDEATHSIG = SIGKILL` (a dying worker takes its tasks
-//! along) and `RLIMIT_CORE = 0` (a crashing task leaves no core file).
+//! once), with `PR_SET_PDEATHSIG = SIGTERM` (a dying worker takes its tasks
+//! along: SIGTERM ends a task, and `tusk task` answers it by killing its
+//! whole process group, so the programs it started go too) and
+//! `RLIMIT_CORE = 0` (a crashing task leaves no core file).
 //!
 //! Children are forked by one long-lived thread, the spawner: Linux sends
 //! the parent-death signal when the *thread* that forked the child exits,
@@ -69,7 +71,7 @@ impl ProcessRuntime {
         unsafe {
             cmd.pre_exec(move || {
                 use nix::sys::resource::{Resource, setrlimit};
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+                nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)?;
                 // The worker died between fork and prctl: do not outlive it.
                 if nix::unistd::getppid() != parent {
                     return Err(nix::errno::Errno::ESRCH.into());

@@ -102,13 +102,13 @@ async fn a_missing_program_is_named() {
 
 #[tokio::test]
 async fn tasks_die_with_their_parent_thread() {
-    // PR_SET_PDEATHSIG fires when the thread that forked the task exits: the
-    // spawner thread ends with the runtime, as the worker's threads end when
-    // it dies.
+    // PR_SET_PDEATHSIG (SIGTERM) fires when the thread that forked the task
+    // exits: the spawner thread ends with the runtime, as the worker's
+    // threads end when it dies.
     let dir = tempfile::tempdir().unwrap();
     let rt = ProcessRuntime::start().unwrap();
     let task = rt.launch(spec(dir.path(), "exec sleep 1000")).await.unwrap();
     drop(rt);
     let exit = tokio::time::timeout(Duration::from_secs(10), task.exit).await.expect("the task outlived its parent");
-    assert_eq!(exit.unwrap(), ExitOutcome::Signal(9));
+    assert_eq!(exit.unwrap(), ExitOutcome::Signal(15));
 }

@@ -164,10 +164,9 @@ pub async fn namenode(args: NamenodeArgs) -> anyhow::Result<ExitCode> {
     }
     let handle = tusk_namenode::start(config).await.context("namenode")?;
     tracing::info!(addr = %handle.local_addr(), "namenode serving");
-    wait_for_signal().await?;
-    tracing::info!("namenode stopping");
-    handle.shutdown().await?;
-    Ok(ExitCode::SUCCESS)
+    let fatal = until_stopped("namenode", std::future::pending::<std::convert::Infallible>()).await?;
+    let stopped = handle.shutdown().await;
+    finish("namenode", fatal, stopped)
 }
 
 pub async fn datanode(args: DatanodeArgs) -> anyhow::Result<ExitCode> {
@@ -177,17 +176,9 @@ pub async fn datanode(args: DatanodeArgs) -> anyhow::Result<ExitCode> {
     config.validate()?;
     let mut handle = tusk_datanode::start(config).await.context("datanode")?;
     tracing::info!(addr = %handle.transfer_addr(), uuid = handle.datanode_uuid(), "datanode serving");
-    tokio::select! {
-        r = wait_for_signal() => r?,
-        e = handle.fatal_error() => {
-            tracing::error!("datanode stopping: {e}");
-            let _ = handle.shutdown().await;
-            return Err(anyhow::Error::new(e).context("datanode"));
-        }
-    }
-    tracing::info!("datanode stopping");
-    handle.shutdown().await?;
-    Ok(ExitCode::SUCCESS)
+    let fatal = until_stopped("datanode", handle.fatal_error()).await?;
+    let stopped = handle.shutdown().await;
+    finish("datanode", fatal, stopped)
 }
 
 pub async fn jobtracker(args: JobtrackerArgs) -> anyhow::Result<ExitCode> {
@@ -196,10 +187,9 @@ pub async fn jobtracker(args: JobtrackerArgs) -> anyhow::Result<ExitCode> {
         load_layered(args.config.as_deref(), "TUSK_JOBTRACKER_", &args.flags)?;
     config.validate()?;
     let handle = tusk_jobtracker::start(config).await.context("jobtracker")?;
-    wait_for_signal().await?;
-    tracing::info!("jobtracker stopping");
-    handle.shutdown().await?;
-    Ok(ExitCode::SUCCESS)
+    let fatal = until_stopped("jobtracker", std::future::pending::<std::convert::Infallible>()).await?;
+    let stopped = handle.shutdown().await;
+    finish("jobtracker", fatal, stopped)
 }
 
 pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
@@ -207,26 +197,42 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let config: tusk_worker::WorkerConfig = load_layered(args.config.as_deref(), "TUSK_WORKER_", &args.flags)?;
     config.validate()?;
     let mut handle = tusk_worker::start(config).await.context("worker")?;
-    tokio::select! {
-        r = wait_for_signal() => r?,
-        e = handle.fatal_error() => {
-            tracing::error!("worker stopping: {e}");
-            let _ = handle.shutdown().await;
-            return Err(anyhow::Error::new(e).context("worker"));
-        }
-    }
-    tracing::info!("worker stopping");
-    handle.shutdown().await?;
-    Ok(ExitCode::SUCCESS)
+    let fatal = until_stopped("worker", handle.fatal_error()).await?;
+    let stopped = handle.shutdown().await;
+    finish("worker", fatal, stopped)
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// Waits for SIGTERM or SIGINT (`None`), or for the daemon's error it
+/// cannot continue after (`fatal`); logs that `role` is stopping.
+async fn until_stopped<E: std::fmt::Display>(
+    role: &str,
+    fatal: impl std::future::Future<Output = E>,
+) -> anyhow::Result<Option<E>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+        e = fatal => {
+            tracing::error!("{role} stopping: {e}");
+            return Ok(Some(e));
+        }
     }
-    Ok(())
+    tracing::info!("{role} stopping");
+    Ok(None)
+}
+
+/// The exit of a daemon that was shut down: its fatal error if it had one
+/// (a shutdown error then goes unreported), else the shutdown's result.
+fn finish<E, S>(role: &'static str, fatal: Option<E>, stopped: Result<(), S>) -> anyhow::Result<ExitCode>
+where
+    E: std::error::Error + Send + Sync + 'static,
+    S: std::error::Error + Send + Sync + 'static,
+{
+    if let Some(e) = fatal {
+        return Err(anyhow::Error::new(e).context(role));
+    }
+    stopped?;
+    Ok(ExitCode::SUCCESS)
 }

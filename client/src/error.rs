@@ -62,23 +62,7 @@ impl ClientError {
         if let Some(kind) = ErrorKind::of_status(&status) {
             return ClientError::Namenode { kind, message: status.message().to_string() };
         }
-        let mut message = if status.message().is_empty() {
-            status.code().description().to_string()
-        } else {
-            status.message().to_string()
-        };
-        // Transport failures hide the useful part ("connection refused") in
-        // the source chain.
-        let mut source = std::error::Error::source(&status);
-        while let Some(s) = source {
-            let text = s.to_string();
-            if !message.contains(&text) {
-                message.push_str(": ");
-                message.push_str(&text);
-            }
-            source = s.source();
-        }
-        ClientError::Rpc { addr: addr.to_string(), message }
+        ClientError::Rpc { addr: addr.to_string(), message: status_text(&status) }
     }
 
     /// A "no such file or directory" error for `path`, shaped like the
@@ -86,6 +70,27 @@ impl ClientError {
     pub(crate) fn not_found(path: &str) -> ClientError {
         ClientError::Namenode { kind: ErrorKind::NotFound, message: format!("{path}: no such file or directory") }
     }
+}
+
+/// A status's message (its code's description when empty) with its source
+/// chain: transport failures hide the useful part ("connection refused")
+/// there.
+pub(crate) fn status_text(status: &tonic::Status) -> String {
+    let mut message = if status.message().is_empty() {
+        status.code().description().to_string()
+    } else {
+        status.message().to_string()
+    };
+    let mut source = std::error::Error::source(status);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = s.source();
+    }
+    message
 }
 
 #[cfg(test)]

@@ -207,22 +207,7 @@ fn status_error(role: &str, addr: &str, status: tonic::Status) -> ClientError {
     {
         return ClientError::Namenode { kind, message: status.message().to_string() };
     }
-    let mut message = if status.message().is_empty() {
-        status.code().description().to_string()
-    } else {
-        status.message().to_string()
-    };
-    // Transport failures hide the useful part ("connection refused") in the
-    // source chain.
-    let mut source = std::error::Error::source(&status);
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = s.source();
-    }
+    let message = crate::error::status_text(&status);
     ClientError::Io { context: format!("{role} {addr}"), source: std::io::Error::other(message) }
 }
 

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 use tonic::transport::{Channel, Endpoint};
+use tusk_common::logging::QuietLog;
 use tusk_proto::PROTOCOL_VERSION;
 use tusk_proto::dfs::datanode_protocol_client::DatanodeProtocolClient;
 use tusk_proto::dfs::{
@@ -30,8 +31,6 @@ use crate::transfer::{BlockReceivedSink, Xceivers};
 const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(3000);
 const DEFAULT_BLOCK_REPORT: Duration = Duration::from_secs(6 * 3600);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// Repeated failures are logged at warn level at most this often.
-const LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// A lazily connecting gRPC client of the namenode (reconnects by itself).
 #[derive(Clone)]
@@ -129,27 +128,6 @@ struct Intervals {
     block_report: Duration,
 }
 
-/// Warns about a repeated failure at most every [`LOG_EVERY`].
-#[derive(Default)]
-struct QuietLog(Option<Instant>);
-
-impl QuietLog {
-    fn failed(&mut self, what: &str, e: &DatanodeError) {
-        if self.0.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
-            tracing::warn!("{what}: {e}");
-            self.0 = Some(Instant::now());
-        } else {
-            tracing::debug!("{what}: {e}");
-        }
-    }
-
-    fn recovered(&mut self, what: &str) {
-        if self.0.take().is_some() {
-            tracing::info!("{what}: namenode reachable again");
-        }
-    }
-}
-
 pub(crate) struct NamenodeActor {
     pub storage: Arc<Storage>,
     pub client: NamenodeClient,
@@ -179,7 +157,7 @@ impl NamenodeActor {
             let mut next_report = Instant::now();
             let mut ticker = tokio::time::interval(intervals.heartbeat);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut quiet = QuietLog::default();
+            let mut quiet = QuietLog::new("namenode");
             loop {
                 let report_due = tokio::time::Instant::from_std(next_report);
                 let reregister = tokio::select! {
@@ -222,7 +200,7 @@ impl NamenodeActor {
     /// Registers, retrying with backoff; `None` when shut down meanwhile.
     async fn register(&self, shutdown: &mut watch::Receiver<bool>) -> Result<Option<Intervals>, DatanodeError> {
         let mut backoff = Duration::from_millis(100);
-        let mut quiet = QuietLog::default();
+        let mut quiet = QuietLog::new("namenode");
         loop {
             let req = RegisterDatanodeRequest {
                 protocol_version: PROTOCOL_VERSION,

@@ -211,17 +211,8 @@ async fn route_to(addr: &str) -> Option<IpAddr> {
     Some(sock.local_addr().ok()?.ip()).filter(|ip| !ip.is_unspecified())
 }
 
-/// Writes `ip:port` to `file` through a temporary file and a rename, so a
-/// reader never sees a partial address.
 fn write_addr_file(file: &Path, addr: SocketAddr) -> Result<(), DatanodeError> {
-    let mut tmp = file.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| DatanodeError::io(parent, e))?;
-    }
-    std::fs::write(&tmp, format!("{addr}\n")).map_err(|e| DatanodeError::io(&tmp, e))?;
-    std::fs::rename(&tmp, file).map_err(|e| DatanodeError::io(file, e))
+    tusk_common::write_addr_file(file, &addr).map_err(|(path, e)| DatanodeError::io(&path, e))
 }
 
 #[cfg(test)]

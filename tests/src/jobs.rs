@@ -130,23 +130,6 @@ pub fn sorted_lines(text: &[u8]) -> Vec<String> {
     lines
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_job_ids() {
-        assert_eq!(job_id_in("submitted job_1764_0003\n").as_deref(), Some("job_1764_0003"));
-        assert_eq!(job_id_in("{\"id\":\"job_1_0001\"}").as_deref(), Some("job_1_0001"));
-        assert_eq!(job_id_in("job_x_1 task_1_0001_m_000000"), None);
-    }
-
-    #[test]
-    fn counts_words() {
-        assert_eq!(word_counts(b"b a\n a\tc  b b"), vec!["a\t2", "b\t3", "c\t1"]);
-    }
-}
-
 /// Deterministic text: `lines` lines of words drawn from a skewed
 /// vocabulary (a few very common words, a long tail), seeded.
 pub fn text_corpus(lines: usize, seed: u64) -> Vec<u8> {
@@ -175,4 +158,21 @@ pub fn text_corpus(lines: usize, seed: u64) -> Vec<u8> {
         out.push(b'\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_job_ids() {
+        assert_eq!(job_id_in("submitted job_1764_0003\n").as_deref(), Some("job_1764_0003"));
+        assert_eq!(job_id_in("{\"id\":\"job_1_0001\"}").as_deref(), Some("job_1_0001"));
+        assert_eq!(job_id_in("job_x_1 task_1_0001_m_000000"), None);
+    }
+
+    #[test]
+    fn counts_words() {
+        assert_eq!(word_counts(b"b a\n a\tc  b b"), vec!["a\t2", "b\t3", "c\t1"]);
+    }
 }

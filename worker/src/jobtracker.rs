@@ -11,9 +11,10 @@
 //!   taken, refused, or outdated by a new registration.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tonic::transport::{Channel, Endpoint};
+use tusk_common::logging::QuietLog;
 use tusk_proto::PROTOCOL_VERSION;
 use tusk_proto::compute::worker_protocol_client::WorkerProtocolClient;
 use tusk_proto::compute::{
@@ -27,8 +28,6 @@ use crate::worker::{FinishedReport, Worker};
 const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(1000);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// Repeated failures are logged at warn level at most this often.
-const LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// A lazily connecting gRPC client of the jobtracker.
 #[derive(Clone)]
@@ -82,27 +81,6 @@ impl JobtrackerClient {
     }
 }
 
-/// Warns about a repeated failure at most every [`LOG_EVERY`].
-#[derive(Default)]
-struct QuietLog(Option<Instant>);
-
-impl QuietLog {
-    fn failed(&mut self, what: &str, e: &WorkerError) {
-        if self.0.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
-            tracing::warn!("{what}: {e}");
-            self.0 = Some(Instant::now());
-        } else {
-            tracing::debug!("{what}: {e}");
-        }
-    }
-
-    fn recovered(&mut self, what: &str) {
-        if self.0.take().is_some() {
-            tracing::info!("{what}: jobtracker reachable again");
-        }
-    }
-}
-
 /// What the worker announces when it registers.
 #[derive(Debug, Clone)]
 pub(crate) struct Announcement {
@@ -147,7 +125,7 @@ impl JobtrackerActor {
             let Some(interval) = self.register(&mut shutdown).await? else { return Ok(()) };
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut quiet = QuietLog::default();
+            let mut quiet = QuietLog::new("jobtracker");
             loop {
                 tokio::select! {
                     _ = shutdown.wait_for(|s| *s) => return Ok(()),
@@ -194,7 +172,7 @@ impl JobtrackerActor {
     /// `None` when shut down meanwhile.
     async fn register(&self, shutdown: &mut watch::Receiver<bool>) -> Result<Option<Duration>> {
         let mut backoff = FIRST_BACKOFF;
-        let mut quiet = QuietLog::default();
+        let mut quiet = QuietLog::new("jobtracker");
         loop {
             let identity = self.worker.identity();
             let req = RegisterWorkerRequest {
@@ -260,7 +238,7 @@ impl FinishReporter {
         let FinishedReport { epoch, mut request } = report;
         let attempt_id = request.attempt_id.clone();
         let mut backoff = FIRST_BACKOFF;
-        let mut quiet = QuietLog::default();
+        let mut quiet = QuietLog::new("jobtracker");
         loop {
             let identity = self.worker.identity();
             if identity.epoch != epoch {

@@ -196,17 +196,8 @@ impl WorkerHandle {
     }
 }
 
-/// Writes `addr` to `file` through a temporary file and a rename, so a
-/// reader never sees a partial address.
 fn write_addr_file(file: &Path, addr: &str) -> Result<()> {
-    let mut tmp = file.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| WorkerError::io(parent, e))?;
-    }
-    std::fs::write(&tmp, format!("{addr}\n")).map_err(|e| WorkerError::io(&tmp, e))?;
-    std::fs::rename(&tmp, file).map_err(|e| WorkerError::io(file, e))
+    tusk_common::write_addr_file(file, &addr).map_err(|(path, e)| WorkerError::io(&path, e))
 }
 
 #[cfg(test)]

@@ -138,12 +138,14 @@ impl Worker {
             )));
         }
         let identity = self.identity();
-        if self.stopping.load(Ordering::SeqCst) {
-            return Err(WorkerError::ShuttingDown(identity.worker_id));
-        }
         let (kill_tx, kill_rx) = watch::channel(None);
         let plan = {
             let mut state = self.state.lock();
+            // Checked under the lock: `stop` sets it under the lock too, so
+            // an attempt is either refused or among those `stop` kills.
+            if self.stopping.load(Ordering::SeqCst) {
+                return Err(WorkerError::ShuttingDown(identity.worker_id));
+            }
             if state.attempts.contains_key(&req.attempt_id) {
                 return Ok(());
             }
@@ -416,8 +418,11 @@ impl Worker {
     /// Stops taking attempts and kills the running ones; waits until they
     /// ended and their reports went out (each wait bounded).
     pub(crate) async fn stop(&self, reason: &str) {
-        self.stopping.store(true, Ordering::SeqCst);
-        let ids: Vec<String> = self.state.lock().attempts.keys().cloned().collect();
+        let ids: Vec<String> = {
+            let state = self.state.lock();
+            self.stopping.store(true, Ordering::SeqCst);
+            state.attempts.keys().cloned().collect()
+        };
         for id in &ids {
             self.kill(id, reason);
         }

@@ -139,13 +139,14 @@ impl Jobtracker {
 
     async fn commit_job(self: Arc<Self>, job_id: &str) {
         // COMMITTING must be on disk before the output moves: a restart then
-        // finishes the commit instead of deleting a half-moved output.
-        if let Err(e) = self.persist_now(job_id).await {
-            tracing::error!("{job_id}: saving the COMMITTING state: {e}");
-        }
-        let result = match self.engine_of(job_id) {
-            Some(engine) => retrying(job_id, JOB_OUTPUT_TRIES, || engine.commit_job(job_id)).await,
-            None => Err(JobtrackerError::Internal(format!("{job_id}: no engine"))),
+        // finishes the commit instead of deleting a half-moved output. When
+        // it cannot be saved, nothing moves: the job fails and its output
+        // is deleted (a restart would otherwise delete the output of a job
+        // already reported SUCCEEDED).
+        let result = match (self.persist_now(job_id).await, self.engine_of(job_id)) {
+            (Err(e), _) => Err(JobtrackerError::Internal(format!("saving the COMMITTING state: {e}"))),
+            (Ok(()), Some(engine)) => retrying(job_id, JOB_OUTPUT_TRIES, || engine.commit_job(job_id)).await,
+            (Ok(()), None) => Err(JobtrackerError::Internal(format!("{job_id}: no engine"))),
         };
         if let Err(e) = &result {
             tracing::error!("{job_id}: job commit failed: {e}");

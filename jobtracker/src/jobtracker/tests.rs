@@ -224,3 +224,22 @@ async fn a_restart_keeps_finished_jobs_and_fails_running_ones() {
     assert!(next.ends_with("_0003"), "{next}");
     h2.stop().await;
 }
+
+#[tokio::test]
+async fn no_output_moves_when_the_committing_state_cannot_be_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(dir.path()).await;
+    h.register("w1", 1);
+    let id = h.jt.submit("alice", "fake", &fake_spec(1, 0)).await.unwrap();
+    let (addr, l) = h.next_launch().await;
+    // A directory where the job file's temporary goes: every save fails.
+    std::fs::create_dir_all(dir.path().join("jobs").join(format!("{id}.json.tmp")).join("x")).unwrap();
+    h.finish(&addr, &l.attempt_id, AttemptState::Succeeded);
+    eventually("job failed", || h.state(&id) == JobState::Failed).await;
+    assert!(h.engine.called(&format!("commit_task {}", l.attempt_id)));
+    assert!(!h.engine.called(&format!("commit_job {id}")), "the output moved without COMMITTING on disk");
+    assert!(h.engine.called(&format!("abort_job {id}")));
+    let r = h.jt.job_report(&id, false).unwrap();
+    assert!(r.diagnostics.contains("saving the COMMITTING state"), "{}", r.diagnostics);
+    h.stop().await;
+}

@@ -6,21 +6,23 @@
 //! so a map emits about one record per distinct word instead of one per
 //! word. `tusk.wordcount.inmapper.memory` bounds the table (default 32m;
 //! `0` emits `(word, 1)` for every word, as Hadoop's WordCount does). Words
-//! are borrowed slices of the input line: nothing is allocated per word,
-//! only per distinct word.
+//! are borrowed slices of the input line. The table (`table.rs`) keeps
+//! words of up to 23 bytes inline in its slots, so nothing is allocated
+//! per word, and only per distinct longer word; its estimate counts the
+//! whole slot array.
 
 use super::{format_i64, parse_i64};
 use crate::api::{Emit, GroupedReader, MapRunner, RecordReader, ReduceRunner, TaskContext};
 use crate::error::{Result, TaskError};
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
+
+mod table;
+
+use table::CountTable;
 
 /// Configuration key bounding the in-mapper counting table.
 pub(crate) const INMAPPER_MEMORY: &str = "tusk.wordcount.inmapper.memory";
 const DEFAULT_INMAPPER_MEMORY: u64 = 32 << 20;
-/// Estimated table bytes per distinct word besides the word itself
-/// (boxed slice, count, control byte, allocator overhead).
-const ENTRY_OVERHEAD: usize = 48;
 
 pub(crate) struct WordCount;
 
@@ -50,36 +52,6 @@ impl MapRunner for WordCount {
             })?;
         }
         table.flush(out)
-    }
-}
-
-/// Word counts with a rough memory estimate.
-#[derive(Default)]
-struct CountTable {
-    counts: HashMap<Box<[u8]>, i64, BuildHasherDefault<WordHasher>>,
-    bytes: usize,
-}
-
-impl CountTable {
-    /// Counts `word`; returns the estimated size of the table.
-    fn add(&mut self, word: &[u8]) -> usize {
-        if let Some(c) = self.counts.get_mut(word) {
-            *c += 1;
-        } else {
-            self.counts.insert(word.into(), 1);
-            self.bytes += word.len() + ENTRY_OVERHEAD;
-        }
-        self.bytes
-    }
-
-    /// Emits every `(word, count)` and empties the table.
-    fn flush(&mut self, out: &mut dyn Emit) -> Result<()> {
-        let mut buf = [0u8; 20];
-        for (word, count) in self.counts.drain() {
-            out.emit(&word, format_i64(count, &mut buf))?;
-        }
-        self.bytes = 0;
-        Ok(())
     }
 }
 
@@ -261,7 +233,7 @@ mod tests {
 
     #[test]
     fn hasher_spreads_short_words() {
-        use std::hash::BuildHasher;
+        use std::hash::{BuildHasher, BuildHasherDefault};
         let build = BuildHasherDefault::<WordHasher>::default();
         let mut low_bits = std::collections::HashSet::new();
         for w in ["abcdefg1", "abcdefg2", "abcdefg3", "abcdefg4", "bbcdefg1", "a", "b", "c"] {

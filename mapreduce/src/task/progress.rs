@@ -176,7 +176,7 @@ impl Drop for ProgressThread {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     #[test]
@@ -196,9 +196,9 @@ mod tests {
         assert!((m.fraction() - 2.0 / 3.0).abs() < 1e-6);
     }
 
-    /// A Write that appends to a shared buffer.
+    /// A Write that appends to a shared buffer (the task tests use it too).
     #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
+    pub(in crate::task) struct Shared(pub(in crate::task) Arc<Mutex<Vec<u8>>>);
     impl Write for Shared {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
             self.0.lock().unwrap().extend_from_slice(b);

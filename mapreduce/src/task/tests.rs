@@ -5,20 +5,8 @@ use super::*;
 use crate::api::counters;
 use crate::mapoutput::{INDEX_FILE, OUTPUT_FILE, SliceRecords, read_index};
 use crate::spec::{InputFormat, JobSpec, Program};
-use std::io::Write;
+use super::progress::tests::Shared;
 
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn map_spec(rows: u64, reduces: u32, sort_mb: &str) -> TaskSpec {
     let mut job = JobSpec {

@@ -79,6 +79,9 @@ async fn mapper_failing_on_a_record_fails_the_job_with_its_stderr() -> anyhow::R
     let report = jc.job(&job.job_id, true).await?;
     let failed = report.tasks.iter().find(|t| t.attempts.iter().filter(|a| a.state == AttemptState::Failed).count() == 4);
     assert!(failed.is_some(), "no task failed 4 times: {:?}", report.tasks.iter().map(|t| t.attempts.len()).collect::<Vec<_>>());
+    // `tusk job logs` shows the attempts' stderr, fetched from their workers.
+    let logs = cluster.job_ok(&["logs", &job.job_id]);
+    assert!(logs.contains("cannot parse record: POISON record"), "{logs}");
     Ok(())
 }
 

@@ -74,3 +74,28 @@ async fn empty_and_map_only_jobs() -> anyhow::Result<()> {
     assert_eq!(cluster.job_output("/gen").await?.len(), 100_000);
     Ok(())
 }
+
+/// Jobs submitted together run at the same time and all succeed with
+/// their own output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_jobs_share_the_cluster() -> anyhow::Result<()> {
+    let cluster = TestCluster::builder().datanodes(2).workers(2).replication(2).start()?;
+    let client = cluster.client().await?;
+    let mut texts = Vec::new();
+    for i in 0..3u64 {
+        let text = text_corpus(20_000, 100 + i);
+        client.write_all(&format!("/c{i}.txt"), &text, false).await?;
+        texts.push(text);
+    }
+    let ids: Vec<String> =
+        (0..3).map(|i| cluster.submit(&["run", "wordcount", &format!("/c{i}.txt"), &format!("/wc{i}")])).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let report = cluster.wait_job(id, std::time::Duration::from_secs(120)).await?;
+        assert_eq!(report.state, tusk_client::JobState::Succeeded, "{}", report.diagnostics);
+        let mut got: Vec<String> =
+            String::from_utf8(cluster.job_output(&format!("/wc{i}")).await?)?.lines().map(str::to_string).collect();
+        got.sort();
+        assert_eq!(got, word_counts(&texts[i]), "job {id} counted the wrong input");
+    }
+    Ok(())
+}

@@ -31,11 +31,25 @@ pub struct OutputWriter {
     reporter: Reporter,
 }
 
+/// Job configuration key: replicas of each output file (the cluster's
+/// default when unset), as Hadoop's `dfs.replication` in a job's conf.
+pub const REPLICATION_KEY: &str = "dfs.replication";
+
+/// Replicas of the output files `conf` asks for (`None`: cluster default).
+pub fn output_replication(conf: &std::collections::BTreeMap<String, String>) -> Result<Option<u32>> {
+    let Some(v) = conf.get(REPLICATION_KEY) else { return Ok(None) };
+    match v.trim().parse::<u32>() {
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => Err(TaskError::Invalid(format!("{REPLICATION_KEY}={v}: not a positive number of replicas"))),
+    }
+}
+
 /// Creates the output file of the attempt `spec` describes and returns a
 /// writer for it (blocking; see [`OutputWriter`]).
 pub fn open(client: Client, rt: Handle, spec: &TaskSpec, reporter: Reporter) -> Result<OutputWriter> {
     let file = output_path(spec);
-    let opts = CreateOptions { overwrite: true, create_parent: true, ..Default::default() };
+    let replication = output_replication(&spec.job.conf)?;
+    let opts = CreateOptions { overwrite: true, create_parent: true, replication, ..Default::default() };
     let writer = rt.block_on(client.create(&file, opts))?;
     let sink = DfsSink { rt, writer: Some(writer) };
     Ok(OutputWriter::new(Box::new(sink), spec.job.output_format.clone(), file, reporter))

@@ -43,6 +43,7 @@ impl JobSpec {
         if out == "/" {
             return invalid("output directory /: the root cannot be a job's output".into());
         }
+        crate::output::output_replication(&self.conf)?;
         match &self.input_format {
             InputFormat::Range { maps, .. } => {
                 if *maps == 0 {
@@ -233,6 +234,14 @@ mod tests {
         assert!(err(&JobSpec { output: "out".into(), ..job() }).contains("output directory out: invalid path: not absolute"));
         assert!(err(&JobSpec { output: "/".into(), ..job() }).contains("root"));
         assert!(err(&JobSpec { output: "/a/../b".into(), ..job() }).contains("/a/../b"));
+    }
+
+    #[test]
+    fn output_replication_must_be_a_positive_number() {
+        let with = |v: &str| JobSpec { conf: [("dfs.replication".to_string(), v.to_string())].into(), ..job() };
+        with("1").validate().unwrap();
+        assert!(err(&with("0")).contains("dfs.replication=0"), "{}", err(&with("0")));
+        assert!(err(&with("three")).contains("dfs.replication=three"));
     }
 
     #[test]

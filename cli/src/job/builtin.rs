@@ -112,7 +112,8 @@ pub fn build_spec(args: &RunArgs, resolve: &dyn Fn(&str) -> String) -> anyhow::R
     if let Some(name) = conf.get("mapreduce.job.name") {
         spec.name = name.clone();
     }
-    spec.conf = conf;
+    // `-D` settings over the job's own.
+    spec.conf.extend(conf);
     Ok(spec)
 }
 
@@ -145,6 +146,8 @@ pub fn teragen_spec(rows: u64, maps: u32, output: String) -> JobSpec {
 
 /// terasort: identity over 100-byte records (a total order partitioner is
 /// added by [`sample_total_order`] when `reduces > 1`).
+/// Its output is written with one replica (`dfs.replication=1`, as
+/// Hadoop's TeraSort does by default); `-D dfs.replication=N` overrides.
 pub fn terasort_spec(input: String, output: String, reduces: u32) -> JobSpec {
     JobSpec {
         name: "terasort".into(),
@@ -153,6 +156,7 @@ pub fn terasort_spec(input: String, output: String, reduces: u32) -> JobSpec {
         reduces,
         output,
         output_format: OutputFormat::Raw,
+        conf: [(tusk_mapreduce::output::REPLICATION_KEY.to_string(), "1".to_string())].into(),
         ..JobSpec::default()
     }
 }
@@ -272,6 +276,9 @@ mod tests {
         assert_eq!((s.input_format.clone(), s.output_format.clone()), (InputFormat::Tera, OutputFormat::Raw));
         assert_eq!((s.mapper.clone(), s.reducer.clone(), s.reduces), (Program::Identity, Program::Identity, 4));
         assert!(needs_sampling(&Builtin::Terasort { input: String::new(), output: String::new() }, &s));
+        assert_eq!(s.conf.get("dfs.replication").map(String::as_str), Some("1"));
+        let three = spec(&["terasort", "/gen", "/sorted", "-D", "dfs.replication=3"]).unwrap();
+        assert_eq!(three.conf.get("dfs.replication").map(String::as_str), Some("3"));
         let one = spec(&["terasort", "/gen", "/sorted"]).unwrap();
         assert_eq!(one.reduces, 1);
         assert!(!needs_sampling(&Builtin::Terasort { input: String::new(), output: String::new() }, &one));

@@ -111,6 +111,37 @@ impl Progress {
     }
 }
 
+/// What was last reported: a new `progress` line is due only when the
+/// reporter was called (counters, status, liveness ticks) or the fraction
+/// done moved since.
+struct ChangeWatch {
+    last_ticks: u64,
+    last_fraction: f32,
+}
+
+impl Default for ChangeWatch {
+    fn default() -> Self {
+        ChangeWatch { last_ticks: u64::MAX, last_fraction: -1.0 }
+    }
+}
+
+impl ChangeWatch {
+    /// The line to print now, if anything changed.
+    fn poll(&mut self, reporter: &Reporter, progress: &Progress) -> Option<ControlLine> {
+        let fraction = progress.fraction();
+        if reporter.ticks() == self.last_ticks && (fraction - self.last_fraction).abs() < 0.001 {
+            return None;
+        }
+        let user_status = reporter.status();
+        let status = if user_status.is_empty() { progress.status() } else { user_status };
+        let counters = reporter.counters();
+        // Reading the reporter ticks it too: remember the count after.
+        self.last_ticks = reporter.ticks();
+        self.last_fraction = fraction;
+        Some(ControlLine::Progress { progress: fraction, status, counters })
+    }
+}
+
 /// The reporting thread; stopped (and joined) by [`stop`](Self::stop) or on drop.
 pub(crate) struct ProgressThread {
     stop: Option<Sender<()>>,
@@ -127,24 +158,15 @@ impl ProgressThread {
         let handle = std::thread::Builder::new()
             .name("tusk-progress".to_string())
             .spawn(move || {
-                let mut last_ticks = u64::MAX;
-                let mut last_fraction = -1.0f32;
+                let mut watch = ChangeWatch::default();
                 loop {
                     match rx.recv_timeout(INTERVAL) {
                         Err(RecvTimeoutError::Timeout) => {}
                         Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
                     }
-                    let fraction = progress.fraction();
-                    if reporter.ticks() == last_ticks && (fraction - last_fraction).abs() < 0.001 {
-                        continue;
+                    if let Some(line) = watch.poll(&reporter, &progress) {
+                        print_line(&out, &line);
                     }
-                    let user_status = reporter.status();
-                    let status = if user_status.is_empty() { progress.status() } else { user_status };
-                    let counters = reporter.counters();
-                    print_line(&out, &ControlLine::Progress { progress: fraction, status, counters });
-                    // Reading the reporter ticks it too: remember the count after.
-                    last_ticks = reporter.ticks();
-                    last_fraction = fraction;
                 }
             })
             .ok();
@@ -215,37 +237,39 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn lines_are_printed_on_change_only() {
+    fn lines_are_due_on_change_only() {
+        let reporter = Reporter::default();
+        let progress = Progress::for_map(false);
+        let mut watch = ChangeWatch::default();
+        reporter.incr("G", "N", 5);
+        assert!(watch.poll(&reporter, &progress).is_some(), "the first look reports");
+        assert!(watch.poll(&reporter, &progress).is_none(), "nothing changed");
+        assert!(watch.poll(&reporter, &progress).is_none(), "still nothing changed");
+        reporter.set_status("working");
+        match watch.poll(&reporter, &progress) {
+            Some(ControlLine::Progress { status, counters, .. }) => {
+                assert_eq!(status, "working");
+                assert_eq!(counters, vec![("G".to_string(), "N".to_string(), 5)]);
+            }
+            other => panic!("{other:?}"),
+        }
+        progress.set_phase(Phase::Sort);
+        assert!(watch.poll(&reporter, &progress).is_some(), "the fraction moved");
+    }
+
+    #[test]
+    fn the_thread_prints_what_is_due_and_stops() {
         let buf = Shared::default();
         let out: ControlOut = Arc::new(Mutex::new(buf.clone()));
         let reporter = Reporter::default();
-        let progress = Arc::new(Progress::for_map(false));
-        reporter.incr("G", "N", 5);
-        let t = ProgressThread::start(reporter.clone(), progress, out);
-        // Poll (with a deadline) for the first line.
+        reporter.set_status("working");
+        let t = ProgressThread::start(reporter, Arc::new(Progress::for_map(false)), out);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while lines(&buf).is_empty() {
             assert!(std::time::Instant::now() < deadline, "no progress line");
             std::thread::sleep(Duration::from_millis(10));
         }
-        // Nothing changes for a while: no new line (at least two intervals).
-        let n = lines(&buf).len();
-        std::thread::sleep(INTERVAL * 3);
-        assert_eq!(lines(&buf).len(), n, "a line was printed without any change");
-        reporter.set_status("working");
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while lines(&buf).len() == n {
-            assert!(std::time::Instant::now() < deadline, "change not reported");
-            std::thread::sleep(Duration::from_millis(10));
-        }
         t.stop();
-        let all = lines(&buf);
-        match all.last().unwrap() {
-            ControlLine::Progress { status, counters, .. } => {
-                assert_eq!(status, "working");
-                assert_eq!(counters, &vec![("G".to_string(), "N".to_string(), 5)]);
-            }
-            other => panic!("{other:?}"),
-        }
+        assert!(matches!(&lines(&buf)[0], ControlLine::Progress { status, .. } if status == "working"));
     }
 }

@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/tusk/namenode_storage.proto",
         "proto/tusk/bench.proto",
         "proto/tusk/compute.proto",
+        "proto/tusk/metastore.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

@@ -25,14 +25,16 @@ pub enum Command {
     Task(crate::task::TaskArgs),
     /// MapReduce jobs: submit, run built-ins, Hadoop Streaming, status, list, wait, kill, logs, counters.
     Job(crate::job::JobArgs),
+    /// HiveQL: run statements (-e), a script (-f) or stdin, or an interactive shell.
+    Sql(crate::sql::SqlArgs),
     /// Filesystem commands (put, get, cat, ls, mkdir, rm, mv, cp, stat, du, fsck, ...).
     Dfs(crate::dfs::DfsArgs),
     /// Administration: safe mode, datanode report, decommissioning.
     Dfsadmin(crate::dfsadmin::DfsadminArgs),
     /// Start, stop and inspect a local multi-process cluster.
     Cluster(crate::cluster::ClusterArgs),
-    /// Start a local cluster, upload sample data, read it back, count its words, stop.
+    /// Start a local cluster, upload sample data, read it back, count its words, query it with SQL, stop.
     Demo(crate::demo::DemoArgs),
-    /// Benchmarks (dfsio, nn, transfer, rereplication, wordcount, terasort).
+    /// Benchmarks (dfsio, nn, transfer, rereplication, wordcount, terasort, tpch).
     Bench(crate::bench::BenchArgs),
 }

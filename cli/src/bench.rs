@@ -6,6 +6,7 @@ mod jobs;
 mod nn;
 mod rereplication;
 mod terasort;
+mod tpch;
 mod transfer;
 mod wordcount;
 
@@ -42,6 +43,8 @@ enum BenchCommand {
     Wordcount(wordcount::WordcountArgs),
     /// Teragen + terasort + teravalidate next to an in-memory sort of the same records.
     Terasort(terasort::TerasortArgs),
+    /// TPC-H: load the tables at a scale factor, run the 22 queries through Tusk SQL next to plain DataFusion on the same files.
+    Tpch(tpch::TpchArgs),
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -53,6 +56,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         BenchCommand::Rereplication(a) => rereplication::run(a).await?,
         BenchCommand::Wordcount(a) => wordcount::run(args.namenode, args.jobtracker, a).await?,
         BenchCommand::Terasort(a) => terasort::run(args.namenode, args.jobtracker, a).await?,
+        BenchCommand::Tpch(a) => tpch::run(args.namenode, args.jobtracker, a).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

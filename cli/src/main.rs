@@ -10,6 +10,7 @@ mod dfs;
 mod dfsadmin;
 mod job;
 mod progress;
+mod sql;
 mod task;
 
 use clap::Parser;
@@ -50,6 +51,7 @@ async fn run(cli: args::Cli) -> anyhow::Result<ExitCode> {
         Command::Worker(a) => daemon::worker(a).await,
         Command::Task(a) => task::run(a).await,
         Command::Job(a) => job::run(a).await,
+        Command::Sql(a) => sql::run(a).await,
         Command::Dfs(a) => dfs::run(a).await,
         Command::Dfsadmin(a) => dfsadmin::run(a).await,
         Command::Cluster(a) => cluster::run(a).await,

@@ -13,10 +13,13 @@ use tusk_mapreduce::task::{TaskDirs, run_task};
 /// Flags of `tusk task`, as the worker passes them.
 #[derive(Debug, Args)]
 pub struct TaskArgs {
-    /// The attempt's `task.json` (a `TaskSpec`).
+    /// The engine of the attempt: `mapreduce` or `sql`.
+    #[arg(long, default_value = "mapreduce")]
+    engine: String,
+    /// The attempt's `task.json` (a MapReduce `TaskSpec`, or a `SqlTaskSpec`).
     #[arg(long)]
     spec: PathBuf,
-    /// Where a map writes its sorted, partitioned output and index.
+    /// Where a map (or a SQL shuffle stage) writes its partitioned output and index.
     #[arg(long)]
     output_dir: PathBuf,
     /// Spills, fetched map output and other temporary files.
@@ -55,10 +58,16 @@ fn kill_group_on_sigterm() -> anyhow::Result<()> {
 
 async fn run_attempt(args: TaskArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.spec).with_context(|| format!("{}: cannot read", args.spec.display()))?;
-    let spec: TaskSpec =
-        serde_json::from_str(&text).with_context(|| format!("{}: not a task definition", args.spec.display()))?;
     let work_dir = std::env::current_dir().context("cannot find the working directory")?;
-    let dirs = TaskDirs { work_dir, output_dir: args.output_dir, scratch_dir: args.scratch_dir };
-    run_task(spec, dirs).await?;
+    match args.engine.as_str() {
+        "mapreduce" => {
+            let spec: TaskSpec = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a task definition", args.spec.display()))?;
+            let dirs = TaskDirs { work_dir, output_dir: args.output_dir, scratch_dir: args.scratch_dir };
+            run_task(spec, dirs).await?;
+        }
+        "sql" => tusk_sql::task::run(&text, &work_dir, &args.output_dir, &args.scratch_dir).await?,
+        other => anyhow::bail!("unknown engine {other:?} (this build runs: mapreduce, sql)"),
+    }
     Ok(())
 }

@@ -44,7 +44,7 @@ impl JobClient {
     /// Jobs are submitted as the current user (`TUSK_USER` or the OS user).
     pub async fn connect(addr: impl Into<String>) -> Result<JobClient> {
         let addr = addr.into();
-        let channel = channel("jobtracker", &addr)?;
+        let channel = channel("jobtracker", &addr, RPC_TIMEOUT)?;
         let user = tusk_common::identity::Identity::current().user;
         Ok(JobClient { rpc: JobClientProtocolClient::new(channel), addr, user })
     }
@@ -147,14 +147,16 @@ impl JobClient {
 
 /// One `GetTaskLog` call to a worker.
 async fn task_log(worker_addr: &str, attempt_id: &str, stream: &str, offset: i64, max_len: u64) -> Result<TaskLog> {
-    let mut rpc = WorkerServiceClient::new(channel("worker", worker_addr)?);
+    let mut rpc = WorkerServiceClient::new(channel("worker", worker_addr, RPC_TIMEOUT)?);
     let req = pb::GetTaskLogRequest { attempt_id: attempt_id.to_string(), stream: stream.to_string(), offset, max_len };
     let resp = rpc.get_task_log(req).await.map_err(|s| status_error("worker", worker_addr, s))?.into_inner();
     Ok(TaskLog { data: resp.data, total_len: resp.total_len })
 }
 
 /// A lazily connecting channel to `role` at `addr` (`host:port`, or a URI).
-fn channel(role: &str, addr: &str) -> Result<Channel> {
+/// A lazy channel to `addr` (`host:port` or a URI) with per-call deadline
+/// `timeout`; a malformed address is an error naming `role`.
+pub(crate) fn channel(role: &str, addr: &str, timeout: Duration) -> Result<Channel> {
     let addr = addr.trim();
     let bad = |why: String| ClientError::Config(format!("{role} address '{addr}': {why} (expected host:port)"));
     let uri = if addr.contains("://") {
@@ -169,7 +171,7 @@ fn channel(role: &str, addr: &str) -> Result<Channel> {
     };
     let endpoint = Endpoint::from_shared(uri)
         .map_err(|e| bad(e.to_string()))?
-        .timeout(RPC_TIMEOUT)
+        .timeout(timeout)
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true);
     Ok(endpoint.connect_lazy())

@@ -8,8 +8,11 @@ mod fake_namenode;
 mod fs;
 mod job;
 mod lease_renewer;
+mod metastore;
 mod namenode_rpc;
+mod pool;
 mod reader;
+pub mod sqljob;
 mod writer;
 
 pub use config::ClientConfig;
@@ -22,6 +25,8 @@ pub use job::{
     AttemptReport, AttemptState, ClusterStatus, Counter, ENV_JOBTRACKER, JobClient, JobReport, JobState, KillOutcome,
     Locality, StageSummary, TaskLog, TaskReport, TaskState, WorkerInfo,
 };
+pub use metastore::MetastoreClient;
+pub use pool::ClientPool;
 pub use reader::FileReader;
 pub use tusk_proto::error::ErrorKind;
 pub use writer::FileWriter;

@@ -19,10 +19,16 @@ pub struct JobtrackerConfig {
     /// bound to an unspecified address (0.0.0.0).
     pub advertised_host: Option<String>,
     /// Directory holding the jobtracker's state: `jobtracker.json` (first
-    /// start time, next job number) and `jobs/<job_id>.json`.
+    /// start time, next job number), `jobs/<job_id>.json`, and the
+    /// metastore's catalog `metastore.redb`.
     pub state_dir: PathBuf,
     /// Address (host:port) of the namenode's RPC server.
     pub namenode_addr: String,
+    /// DFS directory of the metastore's managed tables (Hive's
+    /// `hive.metastore.warehouse.dir`): tables of the `default` database
+    /// live in `<warehouse_dir>/<table>`, those of database `d` in
+    /// `<warehouse_dir>/d.db/<table>`.
+    pub warehouse_dir: String,
     /// How often workers heartbeat (told to them at registration), in milliseconds.
     pub heartbeat_interval_ms: u64,
     /// A worker without a heartbeat for this long is lost: its running
@@ -66,6 +72,7 @@ impl Default for JobtrackerConfig {
             advertised_host: None,
             state_dir: PathBuf::from("./tusk-data/jobtracker"),
             namenode_addr: "127.0.0.1:8020".to_string(),
+            warehouse_dir: "/user/hive/warehouse".to_string(),
             heartbeat_interval_ms: 1000,
             worker_expiry_ms: 600_000,
             locality_wait_ms: 3000,
@@ -90,6 +97,9 @@ impl JobtrackerConfig {
         }
         if self.namenode_addr.trim().is_empty() {
             return err("namenode_addr: must not be empty".to_string());
+        }
+        if let Err(e) = tusk_common::path::normalize(self.warehouse_dir.trim()) {
+            return err(format!("warehouse_dir: {e}"));
         }
         if self.state_dir.as_os_str().is_empty() {
             return err("state_dir: must not be empty".to_string());
@@ -136,6 +146,7 @@ mod tests {
         assert_eq!(c.max_attempts, 4);
         assert!(c.speculative);
         assert_eq!(c.reduce_slowstart, 1.0);
+        assert_eq!(c.warehouse_dir, "/user/hive/warehouse");
         c.validate().unwrap();
         JobtrackerConfig::default().validate().unwrap();
     }
@@ -148,6 +159,7 @@ mod tests {
         assert_eq!(c.worker_expiry_ms, 600_000);
         assert_eq!(c.retained_jobs, 1000);
         assert_eq!(c.task_timeout_ms, 600_000);
+        assert_eq!(c.warehouse_dir, "/user/hive/warehouse");
     }
 
     #[test]
@@ -160,5 +172,7 @@ mod tests {
         assert!(c.validate().unwrap_err().to_string().contains("worker_expiry_ms"));
         let c = JobtrackerConfig { namenode_addr: " ".into(), ..Default::default() };
         assert!(c.validate().unwrap_err().to_string().contains("namenode_addr"));
+        let c = JobtrackerConfig { warehouse_dir: "user/hive".into(), ..Default::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("warehouse_dir"));
     }
 }

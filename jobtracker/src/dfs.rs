@@ -2,13 +2,12 @@
 //! job's user), created lazily, and the rack refresher that keeps the
 //! scheduler's datanode → rack map current.
 
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
-use tusk_client::{Client, ClientConfig, ClientError, ErrorKind};
+use tusk_client::{Client, ClientError, ClientPool, ErrorKind};
 
 use crate::error::{JobtrackerError, Refusal, Result};
 use crate::jobtracker::Jobtracker;
@@ -18,33 +17,24 @@ const RACK_REFRESH: Duration = Duration::from_secs(60);
 /// Retry delay of a failed report, and the least time between two reports.
 const RACK_RETRY: Duration = Duration::from_secs(5);
 
-/// Clients of the namenode, by user. Clients connect on first use, so a
-/// namenode that is not up yet only fails the calls made meanwhile.
+/// Clients of the namenode, by user (planning and commits act as the
+/// job's user).
 pub(crate) struct Dfs {
-    namenode: String,
-    clients: Mutex<HashMap<String, Client>>,
+    pool: ClientPool,
 }
 
 impl Dfs {
     pub(crate) fn new(namenode: &str) -> Dfs {
-        Dfs { namenode: namenode.to_string(), clients: Mutex::new(HashMap::new()) }
+        Dfs { pool: ClientPool::new(namenode) }
     }
 
     pub(crate) fn namenode(&self) -> &str {
-        &self.namenode
+        self.pool.namenode()
     }
 
     /// A client acting as `user` (the jobtracker's own identity for "").
     pub(crate) async fn client(&self, user: &str) -> Result<Client> {
-        if let Some(c) = self.clients.lock().get(user) {
-            return Ok(c.clone());
-        }
-        let mut config = ClientConfig::new(self.namenode.clone());
-        if !user.is_empty() {
-            config.user = Some(user.to_string());
-        }
-        let c = Client::connect(config).await.map_err(dfs_error)?;
-        Ok(self.clients.lock().entry(user.to_string()).or_insert(c).clone())
+        self.pool.client(user).await.map_err(dfs_error)
     }
 
     /// Datanode transfer address → rack, from the namenode's report.

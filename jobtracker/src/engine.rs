@@ -1,16 +1,56 @@
 //! The seam between the scheduler and what jobs mean. The scheduler knows
 //! stages, tasks and locations; an [`Engine`] knows how a submitted job
 //! becomes stages (planning), what an attempt is told to do (its task
-//! definition) and how output is committed. MapReduce is the only engine
-//! today ([`mapreduce::MapReduceEngine`]); the SQL engine will be another.
+//! definition) and how output is committed: MapReduce
+//! ([`mapreduce::MapReduceEngine`]) and distributed SQL queries
+//! ([`sql::SqlEngine`]).
 
 pub(crate) mod mapreduce;
+pub(crate) mod sql;
 
 use futures::future::BoxFuture;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::error::Result;
 use crate::sched::{JobDraft, Launch};
+
+/// The jobs an engine has attached, by id, each with the user it runs as.
+pub(crate) struct Attached<T> {
+    engine: &'static str,
+    jobs: parking_lot::Mutex<HashMap<String, Arc<T>>>,
+}
+
+/// A job an engine keeps: it runs as a user (DFS work is done as them).
+pub(crate) trait JobUser {
+    fn user(&self) -> &str;
+}
+
+impl<T: JobUser> Attached<T> {
+    pub(crate) fn new(engine: &'static str) -> Attached<T> {
+        Attached { engine, jobs: parking_lot::Mutex::new(HashMap::new()) }
+    }
+
+    pub(crate) fn get(&self, job_id: &str) -> Result<Arc<T>> {
+        self.jobs.lock().get(job_id).cloned().ok_or_else(|| {
+            crate::error::JobtrackerError::Internal(format!("{job_id}: not attached to the {} engine", self.engine))
+        })
+    }
+
+    pub(crate) fn insert(&self, job_id: &str, job: T) {
+        self.jobs.lock().insert(job_id.to_string(), Arc::new(job));
+    }
+
+    pub(crate) fn remove(&self, job_id: &str) {
+        self.jobs.lock().remove(job_id);
+    }
+
+    /// The job and a DFS client acting as its user.
+    pub(crate) async fn with_client(&self, dfs: &crate::dfs::Dfs, job_id: &str) -> Result<(tusk_client::Client, Arc<T>)> {
+        let job = self.get(job_id)?;
+        Ok((dfs.client(job.user()).await?, job))
+    }
+}
 
 /// Defaults a job's configuration may override.
 #[derive(Debug, Clone)]
@@ -20,6 +60,14 @@ pub(crate) struct EngineDefaults {
     pub(crate) reduce_slowstart: f64,
     pub(crate) task_timeout_ms: u64,
     pub(crate) task_memory_mb: u64,
+}
+
+#[cfg(test)]
+impl EngineDefaults {
+    /// The jobtracker's defaults with Hadoop's reduce slowstart (engine tests).
+    pub(crate) fn for_tests() -> EngineDefaults {
+        EngineDefaults { max_attempts: 4, speculative: true, reduce_slowstart: 0.05, task_timeout_ms: 600_000, task_memory_mb: 1024 }
+    }
 }
 
 /// What a worker is sent to start an attempt.

@@ -257,8 +257,13 @@ impl Jobtracker {
         self.with_sched(|s, now| s.attempt_finished(f, now));
     }
 
-    pub(crate) fn upstream_outputs(&self, job_id: &str, attempt_id: &str) -> Result<UpstreamOutputs> {
-        self.sched.lock().upstream_outputs(job_id, attempt_id)
+    pub(crate) fn upstream_outputs(
+        &self,
+        job_id: &str,
+        attempt_id: &str,
+        upstream: Option<usize>,
+    ) -> Result<UpstreamOutputs> {
+        self.sched.lock().upstream_outputs(job_id, attempt_id, upstream)
     }
 
     pub(crate) fn fetch_failure(

@@ -190,7 +190,7 @@ mod tests {
                 tasks: vec![Prefs::default(); 2],
                 max_attempts: 4,
                 speculative: true,
-                upstream: None,
+                upstreams: vec![],
                 slowstart: 0.0,
                 commits_output: true,
                 outputs_on_workers: false,

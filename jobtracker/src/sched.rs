@@ -70,7 +70,8 @@ pub(crate) struct StageDraft {
     pub(crate) tasks: Vec<Prefs>,
     pub(crate) max_attempts: u32,
     pub(crate) speculative: bool,
-    pub(crate) upstream: Option<usize>,
+    /// Stages whose outputs this one reads (all earlier).
+    pub(crate) upstreams: Vec<usize>,
     pub(crate) slowstart: f64,
     pub(crate) commits_output: bool,
     pub(crate) outputs_on_workers: bool,
@@ -226,7 +227,7 @@ impl Scheduler {
                 counter_suffix: d.counter_suffix,
                 max_attempts: d.max_attempts.max(1),
                 speculative: d.speculative,
-                upstream: d.upstream,
+                upstreams: d.upstreams,
                 slowstart: d.slowstart,
                 commits_output: d.commits_output,
                 outputs_on_workers: d.outputs_on_workers,
@@ -259,6 +260,7 @@ impl Scheduler {
             return Err(JobtrackerError::Internal(format!("{}: job id used twice", job.id)));
         }
         job.check_shape().map_err(|e| JobtrackerError::Internal(format!("{}: {e}", job.id)))?;
+        self.fill_racks(&mut job);
         job.rebuild_runtime();
         let seq = job.seq;
         self.ids.insert(job.id.clone(), seq);
@@ -268,6 +270,22 @@ impl Scheduler {
             self.begin_ending(seq, Ending::Commit, "", now);
         }
         Ok(())
+    }
+
+    /// Tasks that prefer datanodes but name no racks (SQL stages: the
+    /// client knows only the hosts) get the racks the namenode reported for
+    /// those datanodes, so that delay scheduling can fall back to rack-local.
+    fn fill_racks(&self, job: &mut Job) {
+        for t in job.stages.iter_mut().flat_map(|s| s.tasks.iter_mut()) {
+            if !t.prefs.racks.is_empty() || t.prefs.hosts.is_empty() {
+                continue;
+            }
+            let mut racks: Vec<String> =
+                t.prefs.hosts.iter().filter_map(|h| self.workers.known_rack(h)).map(str::to_string).collect();
+            racks.sort_unstable();
+            racks.dedup();
+            t.prefs.racks = racks;
+        }
     }
 
     /// Takes back a job read from disk after a restart: finished jobs stay

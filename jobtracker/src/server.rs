@@ -1,5 +1,6 @@
 //! Starting and stopping the jobtracker: load the state directory, serve
-//! the three gRPC services on one server, run the background work.
+//! the three gRPC services and the metastore's on one server, run the
+//! background work.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -10,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tusk_common::now_ms;
+use tusk_metastore::Metastore;
 use tusk_proto::compute::job_client_protocol_server::JobClientProtocolServer;
 use tusk_proto::compute::task_umbilical_server::TaskUmbilicalServer;
 use tusk_proto::compute::worker_protocol_server::WorkerProtocolServer;
@@ -18,6 +20,7 @@ use crate::background::{Persister, SchedulerLoop};
 use crate::config::JobtrackerConfig;
 use crate::dfs::{Dfs, RackRefresher};
 use crate::engine::mapreduce::MapReduceEngine;
+use crate::engine::sql::SqlEngine;
 use crate::engine::{Engine, EngineDefaults};
 use crate::error::{JobtrackerError, Result};
 use crate::jobtracker::Jobtracker;
@@ -26,6 +29,9 @@ use crate::service::client::ClientService;
 use crate::service::umbilical::UmbilicalService;
 use crate::service::worker::WorkerService;
 use crate::store::Store;
+
+/// The metastore's catalog, in the state directory.
+const METASTORE_FILE: &str = "metastore.redb";
 
 /// A running jobtracker.
 pub struct JobtrackerHandle {
@@ -49,8 +55,9 @@ fn advertised(config: &JobtrackerConfig, bound: SocketAddr) -> String {
 }
 
 /// Loads the state directory (jobs from before a restart: see the crate
-/// docs), binds `config.rpc_addr` and serves JobClientProtocol,
-/// WorkerProtocol and TaskUmbilical until [`JobtrackerHandle::shutdown`].
+/// docs) and opens the metastore, binds `config.rpc_addr` and serves
+/// JobClientProtocol, WorkerProtocol, TaskUmbilical and MetastoreProtocol
+/// until [`JobtrackerHandle::shutdown`].
 pub async fn start(config: JobtrackerConfig) -> Result<JobtrackerHandle> {
     config.validate()?;
     let dfs = Arc::new(Dfs::new(&config.namenode_addr));
@@ -63,7 +70,10 @@ pub async fn start(config: JobtrackerConfig) -> Result<JobtrackerHandle> {
     };
     let engine_dfs = dfs.clone();
     let engines = move |jt_addr: String| -> Vec<Arc<dyn Engine>> {
-        vec![Arc::new(MapReduceEngine::new(engine_dfs, defaults, jt_addr))]
+        vec![
+            Arc::new(MapReduceEngine::new(engine_dfs.clone(), defaults.clone(), jt_addr.clone())),
+            Arc::new(SqlEngine::new(engine_dfs, defaults, jt_addr)),
+        ]
     };
     start_with(config, engines, Arc::new(GrpcLink::default()), Some(dfs)).await
 }
@@ -77,10 +87,14 @@ pub(crate) async fn start_with(
 ) -> Result<JobtrackerHandle> {
     config.validate()?;
     let state_dir = config.state_dir.clone();
-    let (store, meta, jobs) = tokio::task::spawn_blocking(move || {
+    let (warehouse, namenode) = (config.warehouse_dir.clone(), config.namenode_addr.clone());
+    let (store, meta, jobs, metastore) = tokio::task::spawn_blocking(move || {
         let (store, meta) = Store::open(&state_dir, now_ms())?;
         let jobs = store.load_jobs()?;
-        Ok::<_, JobtrackerError>((store, meta, jobs))
+        let path = state_dir.join(METASTORE_FILE);
+        let metastore = Metastore::open(&path, &warehouse, &namenode)
+            .map_err(|e| JobtrackerError::Internal(format!("opening the metastore: {e}")))?;
+        Ok::<_, JobtrackerError>((store, meta, jobs, metastore))
     })
     .await
     .map_err(|e| JobtrackerError::Internal(format!("loading the state directory: {e}")))??;
@@ -106,6 +120,7 @@ pub(crate) async fn start_with(
         .add_service(JobClientProtocolServer::new(ClientService { jt: jt.clone() }))
         .add_service(WorkerProtocolServer::new(WorkerService { jt: jt.clone() }))
         .add_service(TaskUmbilicalServer::new(UmbilicalService { jt: jt.clone() }))
+        .add_service(tusk_metastore::server(&metastore))
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = shutdown_rx.wait_for(|s| *s).await;
         });
@@ -113,6 +128,7 @@ pub(crate) async fn start_with(
     let mut workers = vec![
         tokio::spawn(SchedulerLoop::new(jt.clone()).run(stop_rx.clone())),
         tokio::spawn(Persister::new(jt.clone()).run(stop_rx.clone())),
+        metastore.start(stop_rx.clone()),
     ];
     if let Some(dfs) = dfs {
         let wake = jt.racks_wanted.clone();

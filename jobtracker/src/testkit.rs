@@ -58,21 +58,21 @@ impl Engine for FakeEngine {
             if let Some(m) = spec.refuse {
                 return Err(JobtrackerError::refused(Refusal::NotFound, m));
             }
-            let stage = |name: &str, letter: &str, n: u32, upstream: Option<usize>| StageDraft {
+            let stage = |name: &str, letter: &str, n: u32, upstreams: Vec<usize>| StageDraft {
                 name: name.into(),
                 letter: letter.into(),
                 counter_suffix: format!("{}S", name.to_uppercase()),
                 tasks: vec![Prefs::default(); n as usize],
                 max_attempts: 2,
                 speculative: false,
-                upstream,
+                commits_output: !upstreams.is_empty() || spec.reduces == 0,
+                outputs_on_workers: upstreams.is_empty() && spec.reduces > 0,
+                upstreams,
                 slowstart: 1.0,
-                commits_output: upstream.is_some() || spec.reduces == 0,
-                outputs_on_workers: upstream.is_none() && spec.reduces > 0,
             };
-            let mut stages = vec![stage("map", "m", spec.maps, None)];
+            let mut stages = vec![stage("map", "m", spec.maps, vec![])];
             if spec.reduces > 0 {
-                stages.push(stage("reduce", "r", spec.reduces, Some(0)));
+                stages.push(stage("reduce", "r", spec.reduces, vec![0]));
             }
             Ok(JobDraft {
                 name: "fake job".into(),

@@ -90,6 +90,9 @@ pub struct ShuffleTask {
     pub reporter: Reporter,
     /// Maps whose current output is held (progress).
     pub fetched: Arc<AtomicU64>,
+    /// The upstream stage whose outputs are fetched (SQL jobs read several);
+    /// `None`: the asking stage's first upstream (the maps).
+    pub upstream_stage: Option<u32>,
 }
 
 /// Fetches this reducer's partition of every map; the segments come back

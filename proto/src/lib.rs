@@ -4,6 +4,7 @@
 //!   `DatanodeProtocol`) and the headers of the data-transfer protocol.
 //! - [`transfer`]: framing of the data-transfer protocol (plain TCP).
 //! - [`compute`]: the jobtracker's, workers' and tasks' gRPC services.
+//! - [`metastore`]: the SQL catalog (a role of the jobtracker daemon).
 //! - [`nnstorage`]: edit-log records and checkpoint images of the namenode.
 
 pub mod error;
@@ -25,6 +26,12 @@ pub mod nnstorage {
 #[allow(clippy::all, missing_docs)]
 pub mod compute {
     tonic::include_proto!("tusk.compute");
+}
+
+/// The metastore: Hive-style catalog of databases, tables and partitions.
+#[allow(clippy::all, missing_docs)]
+pub mod metastore {
+    tonic::include_proto!("tusk.metastore");
 }
 
 /// A streaming service for `tusk bench transfer` only.

@@ -7,9 +7,12 @@
 //! `output/` (map output), `scratch/` (spills, fetched segments), `stdout`
 //! (the task's non-control stdout lines), `stderr`.
 //!
-//! The task runs as `<task_executable> task --spec <dir>/task.json
-//! --output-dir <dir>/output --scratch-dir <dir>/scratch` with the worker's
-//! environment plus the launch's plus `TUSK_ATTEMPT_ID`.
+//! The task runs as `<task_executable> task --engine <engine> --spec
+//! <dir>/task.json --output-dir <dir>/output --scratch-dir <dir>/scratch`
+//! with the worker's environment plus the launch's plus `TUSK_ATTEMPT_ID`.
+//! Whatever the engine, a successful attempt's `output/file.out` and
+//! `output/file.out.index` (the map-output layout) are what
+//! `FetchMapOutput` serves.
 
 mod channel;
 mod outcome;
@@ -40,6 +43,8 @@ const DRAIN: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub(crate) struct AttemptPlan {
     pub attempt_id: String,
+    /// `mapreduce` or `sql` (`tusk task --engine`).
+    pub engine: String,
     pub dir: PathBuf,
     pub spec_json: String,
     pub env: Vec<(String, String)>,
@@ -79,6 +84,8 @@ async fn start(worker: &Arc<Worker>, plan: &AttemptPlan) -> Result<RunningTask> 
         program: plan.program.clone(),
         args: vec![
             "task".into(),
+            "--engine".into(),
+            plan.engine.clone().into(),
             "--spec".into(),
             arg(plan.dir.join("task.json")),
             "--output-dir".into(),

@@ -24,6 +24,11 @@ use crate::error::{Result, WorkerError};
 use crate::logs;
 use crate::runtime::TaskRuntime;
 
+/// Engines whose tasks `tusk task --engine <name>` runs.
+pub(crate) const ENGINES: [&str; 2] = ["mapreduce", "sql"];
+/// The engine of a launch that names none.
+pub(crate) const DEFAULT_ENGINE: &str = "mapreduce";
+
 /// What the worker was configured with, resolved at start.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
@@ -131,12 +136,16 @@ impl Worker {
         check_id("job_id", &req.job_id)?;
         check_id("task_id", &req.task_id)?;
         check_id("attempt_id", &req.attempt_id)?;
-        if !req.engine.is_empty() && req.engine != "mapreduce" {
+        let engine = if req.engine.is_empty() { DEFAULT_ENGINE } else { req.engine.as_str() };
+        if !ENGINES.contains(&engine) {
             return Err(WorkerError::InvalidRequest(format!(
-                "attempt {}: unknown engine '{}' (this worker runs: mapreduce)",
-                req.attempt_id, req.engine
+                "attempt {}: unknown engine '{}' (this worker runs: {})",
+                req.attempt_id,
+                req.engine,
+                ENGINES.join(", ")
             )));
         }
+        let engine = engine.to_string();
         let identity = self.identity();
         let (kill_tx, kill_rx) = watch::channel(None);
         let plan = {
@@ -178,6 +187,7 @@ impl Worker {
             env.push(("TUSK_ATTEMPT_ID".into(), req.attempt_id.clone()));
             AttemptPlan {
                 attempt_id: req.attempt_id,
+                engine,
                 dir,
                 spec_json: req.spec_json,
                 env,

@@ -3,7 +3,6 @@
 //! task per partition) that reads every map's output from the workers.
 
 use futures::future::BoxFuture;
-use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -12,7 +11,7 @@ use std::sync::Arc;
 use tusk_client::Client;
 use tusk_mapreduce::{JobSpec, Split, TaskError, TaskKind, TaskSpec, commit, plan};
 
-use super::{Engine, EngineDefaults, LaunchPlan};
+use super::{Attached, Engine, EngineDefaults, JobUser, LaunchPlan};
 use crate::dfs::{Dfs, dfs_error};
 use crate::error::{JobtrackerError, Refusal, Result};
 use crate::sched::{JobDraft, Launch, Prefs, StageDraft};
@@ -53,12 +52,18 @@ struct MrJob {
     timeout_ms: u64,
 }
 
+impl JobUser for MrJob {
+    fn user(&self) -> &str {
+        &self.user
+    }
+}
+
 pub(crate) struct MapReduceEngine {
     dfs: Arc<Dfs>,
     defaults: EngineDefaults,
     /// `host:port` tasks use to reach the jobtracker (TaskUmbilical).
     jobtracker_addr: String,
-    jobs: Mutex<HashMap<String, Arc<MrJob>>>,
+    jobs: Attached<MrJob>,
 }
 
 /// A refused job: the engine's message verbatim. Missing input is NOT_FOUND,
@@ -91,20 +96,11 @@ fn conf<T: FromStr>(spec: &JobSpec, key: &str, default: T) -> Result<T> {
 
 impl MapReduceEngine {
     pub(crate) fn new(dfs: Arc<Dfs>, defaults: EngineDefaults, jobtracker_addr: String) -> MapReduceEngine {
-        MapReduceEngine { dfs, defaults, jobtracker_addr, jobs: Mutex::new(HashMap::new()) }
-    }
-
-    fn job(&self, job_id: &str) -> Result<Arc<MrJob>> {
-        self.jobs
-            .lock()
-            .get(job_id)
-            .cloned()
-            .ok_or_else(|| JobtrackerError::Internal(format!("{job_id}: not attached to the mapreduce engine")))
+        MapReduceEngine { dfs, defaults, jobtracker_addr, jobs: Attached::new("mapreduce") }
     }
 
     async fn client_for(&self, job_id: &str) -> Result<(Client, Arc<MrJob>)> {
-        let job = self.job(job_id)?;
-        Ok((self.dfs.client(&job.user).await?, job))
+        self.jobs.with_client(&self.dfs, job_id).await
     }
 
     fn settings(&self, spec: &JobSpec) -> Result<Settings> {
@@ -151,7 +147,7 @@ impl MapReduceEngine {
             tasks: prefs,
             max_attempts: attempts[0],
             speculative: speculative[0],
-            upstream: None,
+            upstreams: vec![],
             slowstart: 0.0,
             commits_output: map_only,
             outputs_on_workers: !map_only,
@@ -164,7 +160,7 @@ impl MapReduceEngine {
                 tasks: vec![Prefs::default(); spec.reduces as usize],
                 max_attempts: attempts[1],
                 speculative: speculative[1],
-                upstream: Some(0),
+                upstreams: vec![0],
                 slowstart,
                 commits_output: true,
                 outputs_on_workers: false,
@@ -201,16 +197,16 @@ impl Engine for MapReduceEngine {
         let doc: MrDoc = serde_json::from_value(doc.clone())
             .map_err(|e| JobtrackerError::Internal(format!("{job_id}: stored job definition unreadable: {e}")))?;
         let job = self.parse_job(user, doc)?;
-        self.jobs.lock().insert(job_id.to_string(), Arc::new(job));
+        self.jobs.insert(job_id, job);
         Ok(())
     }
 
     fn detach(&self, job_id: &str) {
-        self.jobs.lock().remove(job_id);
+        self.jobs.remove(job_id);
     }
 
     fn launch(&self, l: &Launch) -> Result<LaunchPlan> {
-        let job = self.job(&l.job_id)?;
+        let job = self.jobs.get(&l.job_id)?;
         let kind =
             match l.stage {
                 0 => {
@@ -281,13 +277,7 @@ mod tests {
     use tusk_mapreduce::Program;
 
     fn engine() -> MapReduceEngine {
-        let defaults = EngineDefaults {
-            max_attempts: 4,
-            speculative: true,
-            reduce_slowstart: 0.05,
-            task_timeout_ms: 600_000,
-            task_memory_mb: 1024,
-        };
+        let defaults = EngineDefaults::for_tests();
         MapReduceEngine::new(Arc::new(Dfs::new("127.0.0.1:1")), defaults, "10.0.0.1:8021".into())
     }
 
@@ -344,7 +334,10 @@ mod tests {
         assert_eq!(m.tasks[0], Prefs { hosts: vec!["10.0.0.2:9866".into()], racks: vec!["/r1".into()] });
         assert!(m.tasks[1].is_empty());
         assert_eq!((m.max_attempts, m.speculative, m.commits_output, m.outputs_on_workers), (4, false, false, true));
-        assert_eq!((r.tasks.len(), r.max_attempts, r.speculative, r.upstream, r.slowstart), (3, 2, true, Some(0), 0.5));
+        assert_eq!(
+            (r.tasks.len(), r.max_attempts, r.speculative, r.upstreams.clone(), r.slowstart),
+            (3, 2, true, vec![0], 0.5)
+        );
         assert!(r.commits_output);
         let map_only = e.draft(spec(0, &[]), splits()).unwrap();
         assert_eq!(map_only.stages.len(), 1);

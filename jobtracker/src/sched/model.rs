@@ -239,9 +239,12 @@ pub(crate) struct Stage {
     pub(crate) tasks: Vec<Task>,
     pub(crate) max_attempts: u32,
     pub(crate) speculative: bool,
-    /// The stage whose outputs this one reads; its tasks start once every
-    /// upstream task is launched and `slowstart` of them are done.
-    pub(crate) upstream: Option<usize>,
+    /// The stages whose outputs this one reads (a join reads two); its
+    /// tasks start once every task of each upstream stage is launched and
+    /// `slowstart` of each one's tasks are done. Jobs stored before stages
+    /// could read several have `"upstream": <n> | null` instead: read too.
+    #[serde(default, alias = "upstream", deserialize_with = "upstreams_compat")]
+    pub(crate) upstreams: Vec<usize>,
     pub(crate) slowstart: f64,
     /// Task output goes to the job's output and must be committed.
     pub(crate) commits_output: bool,
@@ -249,6 +252,21 @@ pub(crate) struct Stage {
     /// while a downstream stage still needs it.
     pub(crate) outputs_on_workers: bool,
     pub(crate) stats: StageStats,
+}
+
+/// Reads `upstreams` (a list) or the older `upstream` (a stage index or null).
+fn upstreams_compat<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<usize>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Many(Vec<usize>),
+        One(usize),
+    }
+    Ok(match Option::<Stored>::deserialize(d)? {
+        None => Vec::new(),
+        Some(Stored::One(u)) => vec![u],
+        Some(Stored::Many(v)) => v,
+    })
 }
 
 /// A submitted job.
@@ -326,8 +344,8 @@ impl Job {
     /// scheduler index out of bounds.
     pub(crate) fn check_shape(&self) -> Result<(), String> {
         for (si, s) in self.stages.iter().enumerate() {
-            if s.upstream.is_some_and(|u| u >= si) {
-                return Err(format!("stage {} reads stage {:?}, which does not come before it", s.name, s.upstream));
+            if let Some(u) = s.upstreams.iter().find(|u| **u >= si) {
+                return Err(format!("stage {} reads stage {u}, which does not come before it", s.name));
             }
             for (ti, t) in s.tasks.iter().enumerate() {
                 if t.index as usize != ti {
@@ -410,20 +428,29 @@ impl Job {
         }
     }
 
-    /// Whether stage `si` may launch tasks now (its upstream stage has
-    /// every task launched or done, and enough of them done).
+    /// Whether stage `si` may launch tasks now (each of its upstream stages
+    /// has every task launched or done, and enough of them done).
     pub(crate) fn stage_ready(&self, si: usize) -> bool {
-        let Some(up) = self.stages[si].upstream else { return true };
-        let total = self.stages[up].tasks.len();
-        if !self.rt.pending[up].is_empty() {
-            return false;
-        }
-        total == 0 || self.rt.done[up] as f64 >= self.stages[si].slowstart * total as f64
+        let slowstart = self.stages[si].slowstart;
+        self.stages[si].upstreams.iter().all(|&up| {
+            let total = self.stages[up].tasks.len();
+            self.rt.pending[up].is_empty() && (total == 0 || self.rt.done[up] as f64 >= slowstart * total as f64)
+        })
+    }
+
+    /// Every task of stage `si` succeeded.
+    pub(crate) fn stage_complete(&self, si: usize) -> bool {
+        self.rt.done[si] as usize == self.stages[si].tasks.len()
+    }
+
+    /// Some stage reading stage `si`'s output still has tasks to finish.
+    pub(crate) fn output_needed(&self, si: usize) -> bool {
+        (0..self.stages.len()).any(|di| self.stages[di].upstreams.contains(&si) && !self.stage_complete(di))
     }
 
     /// Every task of every stage succeeded.
     pub(crate) fn all_done(&self) -> bool {
-        self.stages.iter().enumerate().all(|(si, s)| self.rt.done[si] as usize == s.tasks.len())
+        (0..self.stages.len()).all(|si| self.stage_complete(si))
     }
 
     pub(crate) fn stage_progress(&self, si: usize) -> f32 {

@@ -1,5 +1,6 @@
-//! Where a downstream attempt finds its upstream stage's outputs, and what
-//! happens when it cannot fetch one (fetch failures re-run the upstream task).
+//! Where a downstream attempt finds its upstream stages' outputs, and what
+//! happens when it cannot fetch one (fetch failures re-run the upstream task
+//! named, whichever stage it belongs to).
 
 use super::{AttemptState, Scheduler, Urgency};
 use crate::error::{JobtrackerError, Result};
@@ -17,8 +18,15 @@ pub(crate) struct UpstreamOutputs {
 }
 
 impl Scheduler {
-    /// Outputs of the stage that attempt `attempt_id` of job `job_id` reads.
-    pub(crate) fn upstream_outputs(&self, job_id: &str, attempt_id: &str) -> Result<UpstreamOutputs> {
+    /// Outputs of stage `upstream` (by default the first stage it reads)
+    /// that attempt `attempt_id` of job `job_id` reads. Asking for a stage
+    /// its own stage does not read is an error.
+    pub(crate) fn upstream_outputs(
+        &self,
+        job_id: &str,
+        attempt_id: &str,
+        upstream: Option<usize>,
+    ) -> Result<UpstreamOutputs> {
         let seq = self.require_job(job_id)?;
         let aborted = UpstreamOutputs { abort: true, ..Default::default() };
         let Some(r) = self.locate(attempt_id).filter(|r| r.seq == seq) else { return Ok(aborted) };
@@ -26,8 +34,18 @@ impl Scheduler {
         if !job.accepting() || !a.state.is_active() || a.kill_reason.is_some() {
             return Ok(aborted);
         }
-        let Some(up) = job.stages[r.stage].upstream else {
-            return Err(JobtrackerError::invalid(format!("{attempt_id}: its stage reads no other stage's output")));
+        let reads = &job.stages[r.stage].upstreams;
+        let up = match upstream {
+            None => *reads.first().ok_or_else(|| {
+                JobtrackerError::invalid(format!("{attempt_id}: its stage reads no other stage's output"))
+            })?,
+            Some(u) if reads.contains(&u) => u,
+            Some(u) => {
+                return Err(JobtrackerError::invalid(format!(
+                    "{attempt_id}: its stage ({}) does not read stage {u} (it reads {reads:?})",
+                    job.stages[r.stage].name
+                )));
+            }
         };
         let tasks = &job.stages[up].tasks;
         let outputs = tasks

@@ -48,11 +48,10 @@ impl Scheduler {
                 if task.committing.is_some() || task.failed_on.contains(wid) {
                     continue;
                 }
-                let input_at = match stage.upstream {
-                    None => 0,
-                    Some(u) if job.rt.done[u] as usize == job.stages[u].tasks.len() => job.rt.complete_at[u],
-                    Some(_) => continue,
-                };
+                if !stage.upstreams.iter().all(|&u| job.stage_complete(u)) {
+                    continue;
+                }
+                let input_at = stage.upstreams.iter().map(|&u| job.rt.complete_at[u]).max().unwrap_or(0);
                 let mut active = task.active();
                 let (Some((_, a)), None) = (active.next(), active.next()) else { continue };
                 if a.kill_reason.is_some() || (a.worker_id == wid && !allow_same_worker) {
@@ -99,7 +98,7 @@ impl Scheduler {
                 let mut candidates = Vec::new();
                 let mut preempting = 0;
                 for &(di, ti) in &job.rt.running {
-                    if job.stages[di].upstream != Some(si) {
+                    if !job.stages[di].upstreams.contains(&si) {
                         continue;
                     }
                     for (ai, a) in job.task(di, ti).active() {

@@ -3,6 +3,7 @@
 mod faults;
 mod lifecycle;
 mod policy;
+mod stages;
 
 use std::collections::BTreeMap;
 
@@ -32,7 +33,7 @@ pub(super) fn mr_draft(maps: Vec<Prefs>, reduces: u32) -> JobDraft {
         tasks: maps,
         max_attempts: 4,
         speculative: true,
-        upstream: None,
+        upstreams: vec![],
         slowstart: 0.0,
         commits_output: reduces == 0,
         outputs_on_workers: reduces > 0,
@@ -45,7 +46,7 @@ pub(super) fn mr_draft(maps: Vec<Prefs>, reduces: u32) -> JobDraft {
             tasks: vec![Prefs::default(); reduces as usize],
             max_attempts: 4,
             speculative: true,
-            upstream: Some(0),
+            upstreams: vec![0],
             slowstart: 0.05,
             commits_output: true,
             outputs_on_workers: false,

@@ -98,6 +98,11 @@ impl Workers {
         self.map.values().filter(|w| w.live).count()
     }
 
+    /// The rack the namenode reported for a datanode, if it did.
+    pub(super) fn known_rack(&self, datanode: &str) -> Option<&str> {
+        self.racks.get(datanode).map(String::as_str)
+    }
+
     fn rack_of(&self, datanode: &str) -> String {
         self.racks.get(datanode).cloned().unwrap_or_else(|| DEFAULT_RACK.to_string())
     }
@@ -211,7 +216,8 @@ impl Scheduler {
 
     /// The worker is gone: its running attempts are KILLED and their tasks
     /// re-queued; its successful attempts whose output stays on workers
-    /// (map output) are re-run when a downstream stage still needs them.
+    /// (map output, SQL shuffle output) are re-run while any stage reading
+    /// them still has tasks to finish.
     pub(crate) fn lose_worker(&mut self, id: &str, diag: &str, now: i64) {
         let Some(w) = self.workers.map.get_mut(id) else { return };
         if !w.live {
@@ -247,12 +253,7 @@ impl Scheduler {
             if !job.stages[si].outputs_on_workers {
                 continue;
             }
-            let needed = job
-                .stages
-                .iter()
-                .enumerate()
-                .any(|(di, d)| d.upstream == Some(si) && (job.rt.done[di] as usize) < d.tasks.len());
-            if !needed {
+            if !job.output_needed(si) {
                 continue;
             }
             for t in &mut job.stages[si].tasks {

@@ -34,7 +34,11 @@ impl WorkerService for FakeWorker {
         tokio::spawn(async move {
             if r.task_id.contains("_r_") {
                 let mut u = TaskUmbilicalClient::connect(jt.clone()).await.unwrap();
-                let req = GetMapOutputsRequest { job_id: r.job_id.clone(), attempt_id: r.attempt_id.clone() };
+                let req = GetMapOutputsRequest {
+                    job_id: r.job_id.clone(),
+                    attempt_id: r.attempt_id.clone(),
+                    upstream_stage: None,
+                };
                 let o = u.get_map_outputs(req).await.unwrap().into_inner();
                 let _ = seen.send(format!("outputs {} of {} abort={}", o.outputs.len(), o.total_maps, o.abort));
             }
@@ -164,8 +168,14 @@ async fn jobs_run_over_grpc_on_a_registered_worker() {
     let err = c.get_job(GetJobRequest { job_id: "job_1_0404".into(), with_tasks: false }).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
     let mut u = TaskUmbilicalClient::connect(url).await.unwrap();
-    let o =
-        u.get_map_outputs(GetMapOutputsRequest { job_id: id.clone(), attempt_id: "attempt_x".into() }).await.unwrap();
+    let o = u
+        .get_map_outputs(GetMapOutputsRequest {
+            job_id: id.clone(),
+            attempt_id: "attempt_x".into(),
+            upstream_stage: None,
+        })
+        .await
+        .unwrap();
     assert!(o.into_inner().abort);
     let bad = AttemptFinishedRequest { worker_id: "w1".into(), attempt_id: "a".into(), state: 0, ..Default::default() };
     assert_eq!(w.attempt_finished(bad).await.unwrap_err().code(), tonic::Code::InvalidArgument);

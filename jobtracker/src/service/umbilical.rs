@@ -18,7 +18,7 @@ type Res<T> = Result<Response<T>, Status>;
 impl TaskUmbilical for UmbilicalService {
     async fn get_map_outputs(&self, req: Request<GetMapOutputsRequest>) -> Res<GetMapOutputsResponse> {
         let r = req.get_ref();
-        let o = self.jt.upstream_outputs(&r.job_id, &r.attempt_id)?;
+        let o = self.jt.upstream_outputs(&r.job_id, &r.attempt_id, r.upstream_stage.map(|s| s as usize))?;
         Ok(Response::new(GetMapOutputsResponse {
             total_maps: o.total,
             outputs: o

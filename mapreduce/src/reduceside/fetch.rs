@@ -153,7 +153,11 @@ impl<'a> Shuffle<'a> {
     async fn poll(&mut self) -> Result<()> {
         let t = self.task;
         self.task.reporter.progress();
-        let req = GetMapOutputsRequest { job_id: t.job_id.clone(), attempt_id: t.attempt_id.clone() };
+        let req = GetMapOutputsRequest {
+            job_id: t.job_id.clone(),
+            attempt_id: t.attempt_id.clone(),
+            upstream_stage: t.upstream_stage,
+        };
         let resp = match tokio::time::timeout(RPC_TIMEOUT, self.umbilical.get_map_outputs(req)).await {
             Ok(Ok(r)) => r.into_inner(),
             failed => {

@@ -103,6 +103,18 @@ impl Segment {
     pub fn in_memory(&self) -> bool {
         matches!(self.data, SegmentData::Memory { .. })
     }
+    /// The segment's bytes as a reader (the scratch file, if any, is
+    /// deleted when the reader is dropped).
+    pub fn into_reader(self) -> std::io::Result<Box<dyn std::io::Read + Send>> {
+        match self.data {
+            SegmentData::Memory { data, .. } => Ok(Box::new(std::io::Cursor::new(data))),
+            SegmentData::File(file) => {
+                let f = std::fs::File::open(file.path())?;
+                Ok(Box::new(FileSegmentReader { inner: std::io::BufReader::with_capacity(1 << 20, f), _file: file }))
+            }
+        }
+    }
+
     /// A segment held in memory (tests, local runs).
     pub fn from_bytes(map_index: u32, attempt_id: &str, data: Vec<u8>) -> Segment {
         Segment {
@@ -115,6 +127,18 @@ impl Segment {
     /// A segment in a file that becomes the segment's (deleted with it).
     pub fn from_file(map_index: u32, attempt_id: &str, path: PathBuf, len: u64) -> Segment {
         Segment { map_index, attempt_id: attempt_id.to_string(), len, data: SegmentData::File(ScratchFile::new(path)) }
+    }
+}
+
+/// Reads a segment's scratch file, deleting it when done.
+struct FileSegmentReader {
+    inner: std::io::BufReader<std::fs::File>,
+    _file: ScratchFile,
+}
+
+impl std::io::Read for FileSegmentReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf)
     }
 }
 

@@ -221,6 +221,7 @@ async fn fixture(maps: u32) -> Fixture {
         scratch_dir: dir.path().to_path_buf(),
         reporter: Reporter::default(),
         fetched: Arc::new(AtomicU64::new(0)),
+        upstream_stage: None,
     };
     Fixture { jt, worker, task, _dir: dir, expected }
 }

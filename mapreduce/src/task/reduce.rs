@@ -26,6 +26,7 @@ pub(crate) async fn run(env: Arc<TaskEnv>, partition: u32, num_maps: u32) -> Res
         scratch_dir: env.dirs.scratch_dir.clone(),
         reporter: env.ctx.reporter.clone(),
         fetched: Arc::clone(&env.progress.maps_fetched),
+        upstream_stage: None,
     };
     env.progress.set_phase(Phase::Shuffle);
     let segments = shuffle(&task, &cfg).await?;

@@ -22,6 +22,7 @@ const JOB: &str = "job_1700000000000_0001";
 const TASK_SCRIPT: &str = r#"#!/bin/sh
 while [ $# -gt 0 ]; do
   case "$1" in
+    --engine) ENGINE=$2; shift ;;
     --spec) SPEC=$2; shift ;;
     --output-dir) OUT=$2; shift ;;
     --scratch-dir) SCRATCH=$2; shift ;;
@@ -38,6 +39,7 @@ case "$MODE" in
     ;;
   mapout)
     cp "$SRC/file.out" "$SRC/file.out.index" "$OUT/" || exit 5
+    echo "engine $ENGINE"
     echo '@tusk {"done":{"result_json":"{}","counters":[]}}'
     ;;
   fail)
@@ -287,10 +289,10 @@ async fn launches_beyond_the_slots_are_refused() {
     assert_eq!(s.jt.with(|h| h.finished.len()), 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fetch_map_output_serves_the_partition_bytes() {
-    let mut s = setup(1).await;
-    let src = s.dir.path().join("src");
+/// A map output of three partitions (the middle one over 2 MiB, the last
+/// empty) in `<dir>/src`, for the `mapout` mode to copy.
+fn map_output_source(dir: &Path) -> (PathBuf, Vec<Vec<u8>>, Vec<IndexEntry>) {
+    let src = dir.join("src");
     std::fs::create_dir(&src).unwrap();
     let parts: Vec<Vec<u8>> = vec![b"first".to_vec(), (0..(2 << 20) + 3).map(|i| (i % 253) as u8).collect(), vec![]];
     let mut entries = Vec::new();
@@ -301,11 +303,19 @@ async fn fetch_map_output_serves_the_partition_bytes() {
     }
     std::fs::write(src.join(OUTPUT_FILE), parts.concat()).unwrap();
     write_index(&src.join(INDEX_FILE), &entries).unwrap();
+    (src, parts, entries)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_map_output_serves_the_partition_bytes() {
+    let mut s = setup(1).await;
+    let (src, parts, entries) = map_output_source(s.dir.path());
     let mut req = launch(0, "mapout");
+    req.engine = String::new();
     req.env.insert("SRC".into(), src.display().to_string());
     s.launch(req).await;
     assert_eq!(state(&s.jt.finished(&attempt(0)).await), AttemptState::AttemptSucceeded);
+    assert_eq!(s.log(&attempt(0), "stdout").await, "engine mapreduce\n", "no engine named: mapreduce");
 
     let (total, crc, data, chunks) = s.fetch(&attempt(0), 1).await.unwrap();
     assert_eq!((total, crc, chunks), (parts[1].len() as u64, entries[1].crc32c, 3));
@@ -318,6 +328,25 @@ async fn fetch_map_output_serves_the_partition_bytes() {
     let e = s.fetch(&attempt(5), 0).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::NotFound);
     assert!(e.message().contains(&attempt(5)), "{}", e.message());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_attempts_run_with_their_engine_and_serve_shuffle_output_like_maps() {
+    let mut s = setup(1).await;
+    let (src, parts, entries) = map_output_source(s.dir.path());
+    let mut req = launch(0, "mapout");
+    req.engine = "sql".into();
+    req.env.insert("SRC".into(), src.display().to_string());
+    s.launch(req).await;
+    assert_eq!(state(&s.jt.finished(&attempt(0)).await), AttemptState::AttemptSucceeded);
+    assert_eq!(s.log(&attempt(0), "stdout").await, "engine sql\n");
+    let (total, crc, data, _) = s.fetch(&attempt(0), 1).await.unwrap();
+    assert_eq!((total, crc), (parts[1].len() as u64, entries[1].crc32c));
+    assert!(data == parts[1], "partition 1 bytes differ");
+
+    let e = s.client.launch_task(LaunchTaskRequest { engine: "spark".into(), ..launch(1, "ok") }).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("unknown engine 'spark' (this worker runs: mapreduce, sql)"), "{}", e.message());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

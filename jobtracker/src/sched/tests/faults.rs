@@ -123,7 +123,7 @@ fn a_lost_worker_reruns_running_attempts_and_map_outputs_still_needed() {
     let r = sim.step();
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].stage_name, "reduce");
-    let outs = sim.s.upstream_outputs(&id, &r[0].attempt_id).unwrap();
+    let outs = sim.s.upstream_outputs(&id, &r[0].attempt_id, None).unwrap();
     assert_eq!((outs.total, outs.outputs.len()), (3, 2));
     // w1 goes silent; w2 keeps heartbeating.
     for _ in 0..11 {
@@ -138,7 +138,7 @@ fn a_lost_worker_reruns_running_attempts_and_map_outputs_still_needed() {
     let done = sim.job(&id).task(0, on_w1[0].task_index).clone();
     assert_eq!(done.state, TaskState::Pending);
     assert_eq!(done.attempts[0].state, AttemptState::Killed);
-    let outs = sim.s.upstream_outputs(&id, &r[0].attempt_id).unwrap();
+    let outs = sim.s.upstream_outputs(&id, &r[0].attempt_id, None).unwrap();
     assert_eq!(outs.outputs.len(), 1, "only the map on w2 is listed");
     let l2 = sim.step();
     assert!(sim.has_other(|a| *a == Action::ForgetWorker { addr: "w1:7000".into() }));
@@ -241,14 +241,14 @@ fn fetch_failures_rerun_a_map_after_the_threshold() {
     let t = sim.job(&id).task(0, l[0].task_index);
     assert_eq!(t.failures, 1);
     assert!(t.attempts[0].diagnostics.contains("too many fetch failures (3)"));
-    let outs = sim.s.upstream_outputs(&id, &red).unwrap();
+    let outs = sim.s.upstream_outputs(&id, &red, None).unwrap();
     assert_eq!(outs.outputs.iter().map(|o| o.0).collect::<Vec<_>>(), vec![l[1].task_index]);
     let again = sim.step();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].task_index, l[0].task_index);
     assert_ne!(again[0].worker_id, l[0].worker_id, "avoids the worker that could not serve it");
     sim.succeed(&again[0].attempt_id);
-    let outs = sim.s.upstream_outputs(&id, &red).unwrap();
+    let outs = sim.s.upstream_outputs(&id, &red, None).unwrap();
     assert_eq!(outs.outputs.len(), 2);
     assert!(outs.outputs.iter().any(|o| o.1 == again[0].attempt_id));
     // Reports naming an attempt that no longer counts are ignored.

@@ -96,7 +96,7 @@ fn damaged_job_files_are_refused() {
     bad.stages[0].tasks[0].success = Some(5);
     assert!(s.load_job(bad, 0).unwrap_err().to_string().contains("names an attempt it does not have"));
     let mut bad = good.clone();
-    bad.stages[1].upstream = Some(1);
+    bad.stages[1].upstreams = vec![1];
     assert!(s.load_job(bad, 0).is_err());
     s.load_job(good.clone(), 0).unwrap();
     assert!(s.load_job(good, 0).unwrap_err().to_string().contains("used twice"));
@@ -160,13 +160,13 @@ fn upstream_outputs_tell_stale_attempts_to_stop() {
     let l = sim.step();
     sim.succeed(&l[0].attempt_id);
     let r = sim.step();
-    let outs = sim.s.upstream_outputs(&id, &r[0].attempt_id).unwrap();
+    let outs = sim.s.upstream_outputs(&id, &r[0].attempt_id, None).unwrap();
     assert_eq!(
         outs,
         UpstreamOutputs { total: 1, outputs: vec![(0, l[0].attempt_id.clone(), "w1:7000".into())], abort: false }
     );
-    assert!(sim.s.upstream_outputs(&id, "attempt_unknown").unwrap().abort);
-    assert!(sim.s.upstream_outputs("job_0_0404", &r[0].attempt_id).is_err());
+    assert!(sim.s.upstream_outputs(&id, "attempt_unknown", None).unwrap().abort);
+    assert!(sim.s.upstream_outputs("job_0_0404", &r[0].attempt_id, None).is_err());
     sim.s.kill_job(&id, "", sim.now).unwrap();
-    assert!(sim.s.upstream_outputs(&id, &r[0].attempt_id).unwrap().abort);
+    assert!(sim.s.upstream_outputs(&id, &r[0].attempt_id, None).unwrap().abort);
 }

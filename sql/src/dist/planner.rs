@@ -1,0 +1,197 @@
+//! Cutting a DataFusion physical plan into stages at its exchanges.
+//!
+//! Walking the plan bottom-up:
+//! - a hash `RepartitionExec` ends a stage: the stage is the repartition
+//!   over its input (each task runs one input partition and hash-partitions
+//!   its rows into the shuffle), and the repartition is replaced by a
+//!   [`ShuffleReaderExec`] reading hash partition `p` of every task;
+//! - the input of a `CoalescePartitionsExec` or `SortPreservingMergeExec`
+//!   with several partitions becomes a stage of its own, read one partition
+//!   per upstream task (so a merge still sees sorted streams; a
+//!   `CollectLeft` join's build side is broadcast this way);
+//! - round-robin repartitions are dropped (they only rebalance);
+//! - a collect-left join that emits unmatched left rows (outer, semi, anti)
+//!   gets its probe side merged into one partition first, since only a
+//!   process that saw every probe row knows which left rows never matched;
+//! - what is left above the last cut is the final stage, whose tasks write
+//!   the result into the DFS.
+//!
+//! Every operator inside a stage works partition by partition, so task `i`
+//! of a stage runs partition `i` of its fragment; a scan task prefers the
+//! hosts holding the blocks of its file group.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::datasource::physical_plan::FileScanConfig;
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::error::Result;
+use datafusion::physical_expr::Partitioning;
+use datafusion::common::JoinType;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::joins::{HashJoinExec, NestedLoopJoinExec, PartitionMode};
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, replace_children_if_necessary};
+use tusk_client::sqljob::SqlOutput;
+
+use super::reader::{ReadMode, ShuffleReaderExec};
+
+/// Datanode hosts holding a scanned byte range (set by the table scan).
+#[derive(Debug, Clone, Default)]
+pub struct BlockHosts(pub Vec<String>);
+
+/// A stage of a cut plan.
+#[derive(Debug, Clone)]
+pub struct PlannedStage {
+    pub plan: Arc<dyn ExecutionPlan>,
+    pub output: SqlOutput,
+    pub upstreams: Vec<usize>,
+    /// Per task: preferred datanode hosts.
+    pub task_hosts: Vec<Vec<String>>,
+}
+
+impl PlannedStage {
+    pub fn tasks(&self) -> usize {
+        self.task_hosts.len()
+    }
+}
+
+fn any(plan: &Arc<dyn ExecutionPlan>) -> &dyn std::any::Any {
+    plan.as_ref() as &dyn std::any::Any
+}
+
+/// Cuts `plan` into stages; the last one is the final (result) stage.
+pub fn cut(plan: Arc<dyn ExecutionPlan>) -> Result<Vec<PlannedStage>> {
+    let mut stages = Vec::new();
+    let (root, upstreams) = walk(plan, &mut stages)?;
+    let tasks = root.output_partitioning().partition_count().max(1);
+    let task_hosts = (0..tasks).map(|i| hosts_of(&root, i)).collect();
+    stages.push(PlannedStage { plan: root, output: SqlOutput::Result, upstreams, task_hosts });
+    Ok(stages)
+}
+
+/// True for a join whose build (left) side is collected whole and which
+/// emits left rows that no probe partition matched (outer, semi, anti,
+/// mark joins): it learns which left rows matched only from every probe
+/// partition in one process, so its probe side must be one partition.
+fn needs_whole_probe(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    let emits_left = |t: &JoinType| {
+        matches!(t, JoinType::Left | JoinType::Full | JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark)
+    };
+    if let Some(j) = any(plan).downcast_ref::<HashJoinExec>() {
+        return *j.partition_mode() == PartitionMode::CollectLeft
+            && emits_left(j.join_type())
+            && j.right().output_partitioning().partition_count() > 1;
+    }
+    if let Some(j) = any(plan).downcast_ref::<NestedLoopJoinExec>() {
+        return emits_left(j.join_type()) && j.right().output_partitioning().partition_count() > 1;
+    }
+    false
+}
+
+fn walk(plan: Arc<dyn ExecutionPlan>, stages: &mut Vec<PlannedStage>) -> Result<(Arc<dyn ExecutionPlan>, Vec<usize>)> {
+    let plan = if needs_whole_probe(&plan) {
+        let children: Vec<Arc<dyn ExecutionPlan>> = plan.children().into_iter().cloned().collect();
+        match children.as_slice() {
+            [left, right] => {
+                let merged: Arc<dyn ExecutionPlan> = Arc::new(CoalescePartitionsExec::new(right.clone()));
+                replace_children_if_necessary(plan.clone(), vec![left.clone(), merged])?
+            }
+            _ => plan,
+        }
+    } else {
+        plan
+    };
+    if let Some(r) = any(&plan).downcast_ref::<RepartitionExec>() {
+        let (input, ups) = walk(r.input().clone(), stages)?;
+        return match r.partitioning().clone() {
+            Partitioning::Hash(exprs, n) => {
+                let eq = r.properties().eq_properties.clone();
+                let schema = r.schema();
+                let stage_plan = replace_children_if_necessary(plan.clone(), vec![input.clone()])?;
+                let tasks = input.output_partitioning().partition_count().max(1);
+                let task_hosts = (0..tasks).map(|i| hosts_of(&input, i)).collect();
+                stages.push(PlannedStage {
+                    plan: stage_plan,
+                    output: SqlOutput::Shuffle { partitions: n as u32 },
+                    upstreams: ups,
+                    task_hosts,
+                });
+                let id = stages.len() - 1;
+                let reader = ShuffleReaderExec::new(id, ReadMode::Hash, tasks, schema, Partitioning::Hash(exprs, n), Some(eq));
+                Ok((Arc::new(reader), vec![id]))
+            }
+            // Round-robin (and range) repartitions only rebalance: dropped.
+            _ => Ok((input, ups)),
+        };
+    }
+    let is_merge = any(&plan).is::<CoalescePartitionsExec>() || any(&plan).is::<SortPreservingMergeExec>();
+    if is_merge && let Some(child) = plan.children().first().map(|c| (*c).clone()) {
+        let (input, ups) = walk(child, stages)?;
+        let tasks = input.output_partitioning().partition_count();
+        if tasks <= 1 {
+            return Ok((replace_children_if_necessary(plan, vec![input])?, ups));
+        }
+        let eq = input.properties().eq_properties.clone();
+        let schema = input.schema();
+        let task_hosts = (0..tasks).map(|i| hosts_of(&input, i)).collect();
+        stages.push(PlannedStage { plan: input, output: SqlOutput::Shuffle { partitions: 1 }, upstreams: ups, task_hosts });
+        let id = stages.len() - 1;
+        let reader = ShuffleReaderExec::new(id, ReadMode::PerTask, tasks, schema, Partitioning::UnknownPartitioning(tasks), Some(eq));
+        return Ok((replace_children_if_necessary(plan, vec![Arc::new(reader)])?, vec![id]));
+    }
+    let children: Vec<Arc<dyn ExecutionPlan>> = plan.children().into_iter().cloned().collect();
+    if children.is_empty() {
+        return Ok((plan, vec![]));
+    }
+    let mut new_children = Vec::with_capacity(children.len());
+    let mut ups = Vec::new();
+    for c in children {
+        let (nc, u) = walk(c, stages)?;
+        new_children.push(nc);
+        for x in u {
+            if !ups.contains(&x) {
+                ups.push(x);
+            }
+        }
+    }
+    Ok((replace_children_if_necessary(plan, new_children)?, ups))
+}
+
+/// The datanode hosts partition `p` of `plan` reads from, if it is a scan
+/// (through partition-preserving operators).
+fn hosts_of(plan: &Arc<dyn ExecutionPlan>, p: usize) -> Vec<String> {
+    if let Some(ds) = any(plan).downcast_ref::<DataSourceExec>() {
+        let Some(conf) = ds.data_source().downcast_ref::<FileScanConfig>() else {
+            return vec![];
+        };
+        let Some(group) = conf.file_groups.get(p) else {
+            return vec![];
+        };
+        // The hosts holding most of the group's bytes.
+        let mut bytes: HashMap<&str, u64> = HashMap::new();
+        for f in group.iter() {
+            let len = f.range.as_ref().map(|r| (r.end - r.start) as u64).unwrap_or(f.object_meta.size);
+            if let Some(h) = f.extensions.get::<BlockHosts>() {
+                for host in &h.0 {
+                    *bytes.entry(host.as_str()).or_default() += len;
+                }
+            }
+        }
+        let mut v: Vec<(&str, u64)> = bytes.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let top = v.first().map(|x| x.1).unwrap_or(0);
+        return v.into_iter().filter(|x| x.1 == top).map(|x| x.0.to_string()).collect();
+    }
+    let n = plan.output_partitioning().partition_count();
+    for c in plan.children() {
+        if c.output_partitioning().partition_count() == n {
+            let h = hosts_of(c, p);
+            if !h.is_empty() {
+                return h;
+            }
+        }
+    }
+    vec![]
+}

@@ -1,0 +1,402 @@
+//! The engine behind a [`crate::Session`]: dispatches parsed statements to
+//! the catalog (DDL, SHOW, DESCRIBE), to DataFusion (queries) and to the
+//! writers (INSERT, CTAS, LOAD).
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider};
+use datafusion::common::TableReference;
+use datafusion::datasource::TableProvider;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{ObjectName, Spanned, Statement, visit_relations};
+use tusk_client::{Client, ClientConfig, ClientError, ErrorKind, JobClient, MetastoreClient};
+use tusk_proto::metastore as pb;
+
+use crate::error::{Position, Result, SqlError};
+use crate::hiveql::{self, Command};
+use crate::outcome::Outcome;
+use crate::session::SqlConfig;
+use crate::store::{self, DfsStore};
+use crate::table::TuskTable;
+
+/// The catalog name DataFusion sees; databases are its schemas.
+pub(crate) const CATALOG: &str = "tusk";
+
+pub(crate) struct Engine {
+    pub(crate) dfs: Client,
+    pub(crate) store: Arc<DfsStore>,
+    pub(crate) meta: MetastoreClient,
+    pub(crate) ctx: SessionContext,
+    pub(crate) db: String,
+    /// Session views (`CREATE VIEW`), by (database, name).
+    pub(crate) views: HashMap<(String, String), Arc<dyn TableProvider>>,
+    /// The jobtracker, which runs queries on its workers.
+    pub(crate) jobs: JobClient,
+    pub(crate) namenode: String,
+    /// Run every query in this process (`SqlConfig::local`).
+    pub(crate) local: bool,
+}
+
+/// Where a query runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// In this process.
+    Local,
+    /// On the workers, with this many slots in all.
+    Distributed { slots: usize },
+}
+
+impl Engine {
+    pub(crate) async fn connect(config: SqlConfig) -> Result<Engine> {
+        let mut dfs_config = ClientConfig::new(config.namenode.clone());
+        dfs_config.user = config.user.clone();
+        let dfs = Client::connect(dfs_config).await?;
+        let store = Arc::new(DfsStore::new(dfs.clone()));
+        let runtime = RuntimeEnvBuilder::new().build_arc().map_err(SqlError::execution)?;
+        store::register(&runtime, store.clone());
+        let mut session = SessionConfig::new()
+            .with_default_catalog_and_schema(CATALOG, config.database.to_lowercase())
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(false)
+            .with_repartition_file_scans(false);
+        session.options_mut().sql_parser.collect_spans = true;
+        let state = SessionStateBuilder::new()
+            .with_config(session)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        crate::udf::register(&ctx);
+        let user = dfs.user().to_string();
+        let meta = MetastoreClient::connect(config.jobtracker.clone()).await.map_err(catalog_error)?.with_user(user.clone());
+        let db = config.database.to_lowercase();
+        let jobs = JobClient::connect(config.jobtracker.clone()).await.map_err(catalog_error)?.with_user(user.clone());
+        let mut engine = Engine {
+            dfs,
+            store,
+            meta,
+            ctx,
+            db: String::new(),
+            views: HashMap::new(),
+            jobs,
+            namenode: config.namenode.clone(),
+            local: config.local,
+        };
+        engine.use_database(&db).await?;
+        Ok(engine)
+    }
+
+    pub(crate) fn database(&self) -> &str {
+        &self.db
+    }
+
+    /// `USE db`: the database must exist.
+    pub(crate) async fn use_database(&mut self, db: &str) -> Result<()> {
+        if self.meta.get_database(db).await.map_err(catalog_error)?.is_none() {
+            return Err(SqlError::Catalog { message: format!("database not found: {db}"), not_found: true, position: None });
+        }
+        self.db = db.to_string();
+        let state = self.ctx.state_ref();
+        state.write().config_mut().options_mut().catalog.default_schema = db.to_string();
+        Ok(())
+    }
+
+    pub(crate) async fn execute(&mut self, sql: &str) -> Result<Outcome> {
+        match hiveql::parse(sql)? {
+            Command::ShowPartitions { table, spec } => Box::pin(crate::show::partitions(self, &table, &spec)).await,
+            Command::Statement { stmt, format } => Box::pin(self.statement(*stmt, format)).await,
+        }
+    }
+
+    async fn statement(&mut self, stmt: Statement, format: Option<&'static str>) -> Result<Outcome> {
+        match stmt {
+            Statement::Query(_) => {
+                let (schema, batches) = Box::pin(self.query(stmt)).await?;
+                Ok(Outcome::Rows { schema, batches })
+            }
+            Statement::Explain { statement, analyze, verbose, .. } => Box::pin(crate::show::explain(self, *statement, analyze, verbose)).await,
+            Statement::Use(u) => {
+                use datafusion::sql::sqlparser::ast::Use;
+                let name = match u {
+                    Use::Object(n) | Use::Database(n) | Use::Schema(n) => object_name(&n)?,
+                    Use::Default => "default".to_string(),
+                    _ => return Err(SqlError::unsupported("USE: only USE <database>")),
+                };
+                self.use_database(&name).await?;
+                Ok(Outcome::Done("OK".into()))
+            }
+            Statement::Set(_) => Ok(Outcome::Done("OK (setting ignored)".into())),
+            Statement::CreateView(v) => Box::pin(crate::ddl::create_view(self, v)).await,
+            Statement::Insert(insert) => Box::pin(crate::dml::insert(self, insert)).await,
+            Statement::LoadData { local, inpath, overwrite, table_name, partitioned, .. } => {
+                Box::pin(crate::dml::load_data(self, local, &inpath, overwrite, &table_name, partitioned.as_deref())).await
+            }
+            Statement::CreateTable(ct) if ct.query.is_some() => Box::pin(crate::dml::create_table_as(self, ct, format)).await,
+            Statement::ExplainTable { hive_format, table_name, .. } => Box::pin(crate::show::describe(self, &table_name, hive_format)).await,
+            Statement::ShowDatabases { .. }
+            | Statement::ShowSchemas { .. }
+            | Statement::ShowTables { .. }
+            | Statement::ShowCreate { .. }
+            | Statement::ShowViews { .. } => Box::pin(crate::show::show(self, stmt)).await,
+            other => Box::pin(crate::ddl::ddl(self, other, format)).await,
+        }
+    }
+
+    /// Plans a query statement (table references resolved from the metastore).
+    pub(crate) async fn plan(&mut self, stmt: Statement) -> Result<LogicalPlan> {
+        self.plan_ignoring(stmt, None).await
+    }
+
+    /// [`Engine::plan`], not resolving `ignore` (the name a statement creates).
+    pub(crate) async fn plan_ignoring(&mut self, stmt: Statement, ignore: Option<(String, String)>) -> Result<LogicalPlan> {
+        self.install_tables(&stmt, ignore).await?;
+        let state = self.ctx.state();
+        Box::pin(state.statement_to_plan(DFStatement::Statement(Box::new(stmt)))).await.map_err(df_error)
+    }
+
+    /// Where queries run now: on the workers when there are live ones
+    /// (unless the session is local), and plans are made for that.
+    pub(crate) async fn mode(&mut self) -> Result<Mode> {
+        let mode = if self.local {
+            Mode::Local
+        } else {
+            let status = self.jobs.cluster_status().await.map_err(|e| SqlError::Execution(e.to_string()))?;
+            let slots: usize = status.live_workers().map(|w| w.slots as usize).sum();
+            if slots == 0 { Mode::Local } else { Mode::Distributed { slots } }
+        };
+        let state = self.ctx.state_ref();
+        let mut state = state.write();
+        let opts = state.config_mut().options_mut();
+        let distributed = matches!(mode, Mode::Distributed { .. });
+        if let Mode::Distributed { slots } = mode {
+            opts.execution.target_partitions = slots.max(1);
+        }
+        // Runtime filters pushed from a join or TopK into a scan cannot
+        // cross a stage boundary; a round-robin repartition is a shuffle for
+        // nothing.
+        opts.optimizer.enable_dynamic_filter_pushdown = !distributed;
+        opts.optimizer.enable_join_dynamic_filter_pushdown = !distributed;
+        opts.optimizer.enable_topk_dynamic_filter_pushdown = !distributed;
+        opts.optimizer.enable_aggregate_dynamic_filter_pushdown = !distributed;
+        opts.optimizer.enable_round_robin_repartition = !distributed;
+        Ok(mode)
+    }
+
+    /// Runs a query to completion, on the workers when there are some.
+    pub(crate) async fn query(&mut self, stmt: Statement) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let name = stmt.to_string();
+        let mode = self.mode().await?;
+        let plan = self.plan(stmt).await?;
+        let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+        let short: String = name.chars().take(120).collect();
+        let batches = Box::pin(self.run_logical(plan, mode, &short)).await?;
+        Ok((schema, batches))
+    }
+
+    /// Runs a logical plan: on the workers (its scalar subqueries first, as
+    /// queries of their own) or here.
+    pub(crate) async fn run_logical(&self, plan: LogicalPlan, mode: Mode, name: &str) -> Result<Vec<RecordBatch>> {
+        let state = self.ctx.state();
+        if matches!(mode, Mode::Distributed { .. }) {
+            let optimized = state.optimize(&plan).map_err(df_error)?;
+            let subqueries = crate::dist::subquery::scalar_subqueries(&optimized)?;
+            let plan = if subqueries.is_empty() {
+                optimized
+            } else {
+                let mut values = HashMap::new();
+                for (i, s) in subqueries.into_iter().enumerate() {
+                    let rows = Box::pin(self.run_logical(s.subquery.as_ref().clone(), mode, name)).await?;
+                    let v = crate::dist::subquery::scalar_value(&s, &rows)?;
+                    values.insert(i, (s, v));
+                }
+                crate::dist::subquery::inline(optimized, &values)?
+            };
+            let physical = Box::pin(state.create_physical_plan(&plan)).await.map_err(df_error)?;
+            if crate::dist::run::reads_files(&physical) {
+                let (_, batches) = Box::pin(crate::dist::run::run(&self.jobs, &self.dfs, &self.namenode, name, physical)).await?;
+                return Ok(batches);
+            }
+            return Box::pin(datafusion::physical_plan::collect(physical, self.ctx.task_ctx())).await.map_err(df_error);
+        }
+        let physical = Box::pin(state.create_physical_plan(&plan)).await.map_err(df_error)?;
+        Box::pin(datafusion::physical_plan::collect(physical, self.ctx.task_ctx())).await.map_err(df_error)
+    }
+
+    /// (database, table) of a name, in the current database by default.
+    pub(crate) fn qualify(&self, name: &ObjectName) -> Result<(String, String)> {
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .map(|p| p.as_ident().map(|i| i.value.to_lowercase()))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| SqlError::invalid(format!("bad table name {name}")))?;
+        match parts.as_slice() {
+            [t] => Ok((self.db.clone(), t.clone())),
+            [d, t] => Ok((d.clone(), t.clone())),
+            _ => Err(SqlError::invalid(format!("bad table name {name}: expected [database.]table")).at(span_of(name))),
+        }
+    }
+
+    /// The catalog entry of a table, or `table not found: db.t` at the name.
+    pub(crate) async fn table(&self, name: &ObjectName) -> Result<pb::Table> {
+        let (db, t) = self.qualify(name)?;
+        let found = self
+            .meta
+            .get_tables(&[pb::TableRef { db: db.clone(), name: t.clone() }])
+            .await
+            .map_err(catalog_error)?;
+        found.into_iter().next().ok_or_else(|| not_found(&db, &t, span_of(name)))
+    }
+
+    /// A scannable table with its partitions.
+    pub(crate) async fn tusk_table(&self, table: pb::Table) -> Result<TuskTable> {
+        let partitions = if table.partition_columns.is_empty() {
+            vec![]
+        } else {
+            self.meta.list_partitions(&table.db, &table.name).await.map_err(catalog_error)?
+        };
+        TuskTable::new(table, partitions, self.store.clone())
+    }
+
+    /// Fetches every table `stmt` names and installs them (with the session
+    /// views) as DataFusion's catalog for the next plan.
+    async fn install_tables(&mut self, stmt: &Statement, ignore: Option<(String, String)>) -> Result<()> {
+        let df_stmt = DFStatement::Statement(Box::new(stmt.clone()));
+        let (refs, _ctes) = datafusion::sql::resolve::resolve_table_references(&df_stmt, true).map_err(df_error)?;
+        let mut wanted = Vec::new();
+        for r in &refs {
+            let (db, name) = match r {
+                TableReference::Bare { table } => (self.db.clone(), table.to_string()),
+                TableReference::Partial { schema, table } => (schema.to_string(), table.to_string()),
+                TableReference::Full { catalog, schema, table } if catalog.as_ref() == CATALOG => {
+                    (schema.to_string(), table.to_string())
+                }
+                TableReference::Full { .. } => return Err(SqlError::invalid(format!("unknown catalog in {r}"))),
+            };
+            let key = (db.clone(), name.clone());
+            if !self.views.contains_key(&key) && ignore.as_ref() != Some(&key) {
+                wanted.push(pb::TableRef { db, name });
+            }
+        }
+        let found = if wanted.is_empty() { vec![] } else { self.meta.get_tables(&wanted).await.map_err(catalog_error)? };
+        for w in &wanted {
+            if !found.iter().any(|t| t.db == w.db && t.name == w.name) {
+                return Err(not_found(&w.db, &w.name, relation_position(stmt, &w.db, &w.name, &self.db)));
+            }
+        }
+        let catalog = MemoryCatalogProvider::new();
+        let mut schemas: HashMap<String, Arc<MemorySchemaProvider>> = HashMap::new();
+        schemas.insert(self.db.clone(), Arc::new(MemorySchemaProvider::new()));
+        for t in found {
+            let schema = schemas.entry(t.db.clone()).or_insert_with(|| Arc::new(MemorySchemaProvider::new())).clone();
+            let name = t.name.clone();
+            let provider = self.tusk_table(t).await?;
+            schema.register_table(name, Arc::new(provider)).map_err(df_error)?;
+        }
+        for ((db, name), v) in &self.views {
+            let schema = schemas.entry(db.clone()).or_insert_with(|| Arc::new(MemorySchemaProvider::new())).clone();
+            schema.register_table(name.clone(), v.clone()).map_err(df_error)?;
+        }
+        for (db, s) in schemas {
+            catalog.register_schema(&db, s).map_err(df_error)?;
+        }
+        self.ctx.register_catalog(CATALOG, Arc::new(catalog));
+        Ok(())
+    }
+}
+
+/// `table not found: db.t`, the metastore's wording.
+pub(crate) fn not_found(db: &str, t: &str, position: Option<Position>) -> SqlError {
+    SqlError::Catalog { message: format!("table not found: {db}.{t}"), not_found: true, position }
+}
+
+/// Where `db.t` is named in `stmt`.
+fn relation_position(stmt: &Statement, db: &str, t: &str, current: &str) -> Option<Position> {
+    let mut found = None;
+    let _ = visit_relations(stmt, |name: &ObjectName| {
+        let parts: Vec<String> = name.0.iter().filter_map(|p| p.as_ident().map(|i| i.value.to_lowercase())).collect();
+        let hit = match parts.as_slice() {
+            [x] => x == t && db == current,
+            [d, x] => d == db && x == t,
+            _ => false,
+        };
+        if hit {
+            found = span_of(name);
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    found
+}
+
+/// The start of a node's span, when the parser recorded one.
+pub(crate) fn span_of(node: &impl Spanned) -> Option<Position> {
+    let s = node.span();
+    (s.start.line > 0).then_some(Position { line: s.start.line, column: s.start.column })
+}
+
+/// A single-part name (database), lower-cased.
+pub(crate) fn object_name(name: &ObjectName) -> Result<String> {
+    match name.0.as_slice() {
+        [p] => p.as_ident().map(|i| i.value.to_lowercase()).ok_or_else(|| SqlError::invalid(format!("bad name {name}"))),
+        _ => Err(SqlError::invalid(format!("bad name {name}: expected a single name")).at(span_of(name))),
+    }
+}
+
+/// A metastore error: the server's sentence, kept as is.
+pub(crate) fn catalog_error(e: ClientError) -> SqlError {
+    let not_found = e.kind() == Some(ErrorKind::NotFound);
+    match e {
+        ClientError::Namenode { message, .. } => SqlError::Catalog { message, not_found, position: None },
+        other => SqlError::Catalog { message: other.to_string(), not_found, position: None },
+    }
+}
+
+/// A DataFusion error, with the position DataFusion's diagnostics give and
+/// Hive-like wording for the common cases.
+pub(crate) fn df_error(e: DataFusionError) -> SqlError {
+    let position = e.diagnostic().and_then(|d| d.span).map(|s| Position { line: s.start.line, column: s.start.column });
+    if let DataFusionError::External(inner) = e.find_root()
+        && let Some(s) = inner.downcast_ref::<SqlError>()
+    {
+        return SqlError::Execution(s.to_string());
+    }
+    let root = e.find_root();
+    let message = match root {
+        DataFusionError::SchemaError(se, _) if matches!(se.as_ref(), datafusion::common::SchemaError::FieldNotFound { .. }) => {
+            let datafusion::common::SchemaError::FieldNotFound { field, valid_fields } = se.as_ref() else {
+                return SqlError::Execution(root.to_string());
+            };
+            let tables: Vec<String> = {
+                let mut t: Vec<String> = valid_fields.iter().filter_map(|c| c.relation.as_ref().map(|r| r.table().to_string())).collect();
+                t.dedup();
+                t
+            };
+            let mut m = format!("unknown column '{}'", field.name);
+            if let Some(q) = &field.relation {
+                m = format!("unknown column '{}' in table {}", field.name, q.table());
+            } else if tables.len() == 1 {
+                m = format!("unknown column '{}' in table {}", field.name, tables[0]);
+            }
+            m
+        }
+        DataFusionError::Plan(m) => m.clone(),
+        DataFusionError::SchemaError(s, _) => s.to_string(),
+        other => other.message().to_string(),
+    };
+    let planning = matches!(root, DataFusionError::Plan(_) | DataFusionError::SchemaError(..) | DataFusionError::NotImplemented(_));
+    if planning || position.is_some() {
+        SqlError::Invalid { message, position }
+    } else {
+        SqlError::Execution(message)
+    }
+}

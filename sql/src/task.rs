@@ -1,0 +1,234 @@
+//! One task of a distributed query, run by `tusk task --engine sql` in the
+//! attempt's working directory: decode the stage fragment, run partition
+//! `task_index` of it, and write the output:
+//! - a shuffle stage writes `output/file.out` + `file.out.index` (the
+//!   MapReduce map-output layout, served by the worker), one Arrow IPC
+//!   stream per output partition;
+//! - the final stage writes one Arrow IPC file into the DFS under the job's
+//!   result directory, committed by the jobtracker.
+//!
+//! Progress goes to stdout as the worker's control lines.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::ipc::CompressionType;
+use datafusion::arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::execution::TaskContext;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::metrics::Time;
+use datafusion::physical_plan::repartition::{BatchPartitioner, RepartitionExec};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::StreamExt;
+use object_store::ObjectStore;
+use tokio::io::AsyncWriteExt;
+use tusk_client::sqljob::{SqlOutput, SqlTaskSpec, result_part_name};
+use tusk_client::{Client, ClientConfig};
+use tusk_mapreduce::api::Reporter;
+use tusk_mapreduce::control::ControlLine;
+use tusk_mapreduce::mapoutput::{INDEX_FILE, IndexEntry, OUTPUT_FILE, write_index};
+
+use crate::dist::ShuffleEnv;
+use crate::dist::codec::decode_plan;
+use crate::error::{Result, SqlError};
+use crate::exec::df_error;
+use crate::store::{self, DfsStore};
+use crate::table::object_path;
+
+/// Runs one SQL task attempt. `spec` is the attempt's `SqlTaskSpec` (JSON).
+pub async fn run(spec: &str, _work_dir: &Path, output_dir: &Path, scratch_dir: &Path) -> Result<()> {
+    let spec: SqlTaskSpec =
+        serde_json::from_str(spec).map_err(|e| SqlError::Config(format!("not a SQL task definition: {e}")))?;
+    let mut cc = ClientConfig::new(spec.namenode.clone());
+    cc.user = Some(spec.user.clone());
+    let dfs = Client::connect(cc).await?;
+    let store = Arc::new(DfsStore::new(dfs).with_namenode(spec.namenode.clone()));
+    let runtime = RuntimeEnvBuilder::new()
+        .with_temp_file_path(scratch_dir)
+        .build_arc()
+        .map_err(df_error)?;
+    store::register(&runtime, store.clone());
+    let reporter = Reporter::default();
+    let env = ShuffleEnv {
+        job_id: spec.job_id.clone(),
+        attempt_id: spec.attempt_id.clone(),
+        jobtracker: spec.jobtracker.clone(),
+        scratch_dir: scratch_dir.to_path_buf(),
+        reporter: reporter.clone(),
+    };
+    let mut config = SessionConfig::new().with_extension(Arc::new(env));
+    // This process runs one partition of the fragment: the scan must read
+    // that partition's file group only, not steal its siblings' files (which
+    // no one else here would read).
+    config.options_mut().execution.enable_file_stream_work_stealing = false;
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    crate::udf::register(&ctx);
+    let task_ctx = ctx.task_ctx();
+    let plan = decode_plan(&spec.plan, &task_ctx).map_err(df_error)?;
+
+    // Liveness for the worker's progress timeout while the task runs.
+    let ticker = {
+        let reporter = reporter.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let line = ControlLine::Progress { progress: 0.5, status: "running".into(), counters: reporter.counters() };
+                println!("{}", line.to_line());
+            }
+        })
+    };
+    let part = spec.task_index as usize;
+    let rows = match spec.output {
+        SqlOutput::Shuffle { partitions } => write_shuffle(plan, part, partitions as usize, task_ctx, output_dir, scratch_dir).await,
+        SqlOutput::Result => {
+            let path = format!(
+                "{}/_temporary/{}/{}",
+                spec.result_dir.trim_end_matches('/'),
+                spec.attempt_id,
+                result_part_name(spec.task_index)
+            );
+            write_result(plan, part, task_ctx, store, &path).await
+        }
+    };
+    ticker.abort();
+    let rows = rows?;
+    reporter.incr("SQL", "OUTPUT_ROWS", rows as i64);
+    let done = ControlLine::Done { result_json: "{}".into(), counters: reporter.counters() };
+    println!("{}", done.to_line());
+    Ok(())
+}
+
+fn ipc_options() -> Result<IpcWriteOptions> {
+    IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME)).map_err(SqlError::execution)
+}
+
+/// An Arrow IPC stream into a local file.
+struct PartFile {
+    writer: StreamWriter<BufWriter<File>>,
+}
+
+impl PartFile {
+    fn create(path: &Path, schema: &SchemaRef) -> Result<PartFile> {
+        let f = File::create(path).map_err(|e| SqlError::Io { path: path.display().to_string(), source: e })?;
+        let writer = StreamWriter::try_new_with_options(BufWriter::with_capacity(1 << 20, f), schema, ipc_options()?)
+            .map_err(SqlError::execution)?;
+        Ok(PartFile { writer })
+    }
+}
+
+/// Runs partition `part` and writes its rows into the shuffle output:
+/// hash-partitioned when the fragment ends in a hash repartition, else one
+/// partition.
+async fn write_shuffle(
+    plan: Arc<dyn ExecutionPlan>,
+    part: usize,
+    partitions: usize,
+    ctx: Arc<TaskContext>,
+    output_dir: &Path,
+    scratch_dir: &Path,
+) -> Result<u64> {
+    std::fs::create_dir_all(output_dir).map_err(|e| SqlError::Io { path: output_dir.display().to_string(), source: e })?;
+    std::fs::create_dir_all(scratch_dir).map_err(|e| SqlError::Io { path: scratch_dir.display().to_string(), source: e })?;
+    let (input, mut partitioner) = match (plan.as_ref() as &dyn std::any::Any).downcast_ref::<RepartitionExec>() {
+        Some(r) => {
+            let input = r.input().clone();
+            let n_in = input.properties().partitioning.partition_count();
+            let p = BatchPartitioner::try_new(r.partitioning().clone(), Time::new(), part, n_in).map_err(df_error)?;
+            (input, Some(p))
+        }
+        None => (plan, None),
+    };
+    let schema = input.schema();
+    let mut stream = input.execute(part, ctx).map_err(df_error)?;
+    let paths: Vec<std::path::PathBuf> = (0..partitions).map(|p| scratch_dir.join(format!("shuffle-{p}.arrow"))).collect();
+    let mut files: Vec<Option<PartFile>> = (0..partitions).map(|_| None).collect();
+    let mut rows = 0u64;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(df_error)?;
+        rows += batch.num_rows() as u64;
+        let mut put = |p: usize, b: RecordBatch| -> Result<()> {
+            if files[p].is_none() {
+                files[p] = Some(PartFile::create(&paths[p], &schema)?);
+            }
+            if let Some(f) = files[p].as_mut() {
+                f.writer.write(&b).map_err(SqlError::execution)?;
+            }
+            Ok(())
+        };
+        match partitioner.as_mut() {
+            Some(pt) => {
+                let mut parts = Vec::new();
+                pt.partition(batch, |p, b| {
+                    parts.push((p, b));
+                    Ok(())
+                })
+                .map_err(df_error)?;
+                for (p, b) in parts {
+                    put(p, b)?;
+                }
+            }
+            None => put(0, batch)?,
+        }
+    }
+    // Concatenate the partitions into file.out, with their index.
+    let out_path = output_dir.join(OUTPUT_FILE);
+    let io = |e: std::io::Error| SqlError::Io { path: out_path.display().to_string(), source: e };
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(&out_path).map_err(io)?);
+    let mut entries = Vec::with_capacity(partitions);
+    let mut offset = 0u64;
+    for (p, f) in files.into_iter().enumerate() {
+        let Some(mut f) = f else {
+            entries.push(IndexEntry { offset, length: 0, crc32c: 0 });
+            continue;
+        };
+        f.writer.finish().map_err(SqlError::execution)?;
+        let inner = f.writer.into_inner().map_err(SqlError::execution)?;
+        inner.into_inner().map_err(|e| io(e.into_error()))?.sync_data().map_err(io)?;
+        let data = std::fs::read(&paths[p]).map_err(io)?;
+        out.write_all(&data).map_err(io)?;
+        entries.push(IndexEntry { offset, length: data.len() as u64, crc32c: crc32c::crc32c(&data) });
+        offset += data.len() as u64;
+        let _ = std::fs::remove_file(&paths[p]);
+    }
+    out.flush().map_err(io)?;
+    write_index(&output_dir.join(INDEX_FILE), &entries).map_err(|e| SqlError::Execution(e.to_string()))?;
+    Ok(rows)
+}
+
+/// Runs partition `part` and writes its rows as one Arrow IPC stream at
+/// `path` in the DFS.
+async fn write_result(plan: Arc<dyn ExecutionPlan>, part: usize, ctx: Arc<TaskContext>, store: Arc<DfsStore>, path: &str) -> Result<u64> {
+    let schema = plan.schema();
+    let mut stream = plan.execute(part, ctx).map_err(df_error)?;
+    let store: Arc<dyn ObjectStore> = store;
+    let mut out = object_store::buffered::BufWriter::new(store, object_path(path)?);
+    let mut writer = StreamWriter::try_new_with_options(Vec::new(), &schema, ipc_options()?).map_err(SqlError::execution)?;
+    let mut rows = 0u64;
+    let result: Result<()> = async {
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(df_error)?;
+            rows += batch.num_rows() as u64;
+            writer.write(&batch).map_err(SqlError::execution)?;
+            if writer.get_ref().len() > 8 << 20 {
+                let buf = std::mem::take(writer.get_mut());
+                out.write_all(&buf).await.map_err(SqlError::execution)?;
+            }
+        }
+        writer.finish().map_err(SqlError::execution)?;
+        let buf = std::mem::take(writer.get_mut());
+        out.write_all(&buf).await.map_err(SqlError::execution)?;
+        out.shutdown().await.map_err(SqlError::execution)
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = out.abort().await;
+        return Err(e);
+    }
+    Ok(rows)
+}

@@ -1,0 +1,141 @@
+//! Issue 6: queries run across the workers: the plan is cut into stages
+//! that run as tasks (scans beside their blocks), exchange data through the
+//! workers' shuffle, and give the same answers as a local computation, even
+//! when a worker is killed mid-query.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tusk_client::{AttemptState, JobState};
+use tusk_tests::TestCluster;
+use tusk_tests::sql::{exec, query};
+
+const ROWS: u64 = 300_000;
+const KEYS: u64 = 40;
+
+/// `k|v` lines (k = i % KEYS, v = i): about 3.5 MB, several 1 MiB blocks.
+fn big_text() -> Vec<u8> {
+    let mut s = String::new();
+    for i in 0..ROWS {
+        s.push_str(&format!("{}|{}\n", i % KEYS, i));
+    }
+    s.into_bytes()
+}
+
+/// (count, sum(v)) per key, computed here.
+fn expected() -> BTreeMap<u64, (u64, u64)> {
+    let mut m = BTreeMap::new();
+    for i in 0..ROWS {
+        let e = m.entry(i % KEYS).or_insert((0, 0));
+        e.0 += 1;
+        e.1 += i;
+    }
+    m
+}
+
+async fn setup(cluster: &TestCluster) -> anyhow::Result<tusk_sql::Session> {
+    let client = cluster.client().await?;
+    client.write_all("/data/big/part-0", &big_text(), false).await?;
+    let mut s = cluster.sql_session().await?;
+    exec(&mut s, "CREATE EXTERNAL TABLE big (k INT, v BIGINT) ROW FORMAT DELIMITED FIELDS TERMINATED BY '|' LOCATION '/data/big'").await?;
+    exec(&mut s, "CREATE TABLE dims (k INT, name STRING) STORED AS PARQUET").await?;
+    let values: Vec<String> = (0..KEYS).map(|k| format!("({k}, 'key{k:02}')")).collect();
+    exec(&mut s, &format!("INSERT INTO dims VALUES {}", values.join(", "))).await?;
+    Ok(s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_run_across_workers_beside_their_blocks() -> anyhow::Result<()> {
+    let cluster = TestCluster::builder().datanodes(3).workers(3).replication(1).start()?;
+    let mut s = setup(&cluster).await?;
+    let want = expected();
+
+    let got = query(&mut s, "SELECT k, count(*), sum(v) FROM big GROUP BY k ORDER BY k").await?;
+    let want_rows: Vec<Vec<String>> = want.iter().map(|(k, (c, v))| vec![k.to_string(), c.to_string(), v.to_string()]).collect();
+    assert_eq!(got, want_rows);
+
+    // A join of two tables (two upstream stages), a filter and a sort.
+    let got = query(&mut s, "SELECT d.name, sum(b.v) FROM big b JOIN dims d ON b.k = d.k WHERE b.k < 5 GROUP BY d.name ORDER BY d.name").await?;
+    let want_join: Vec<Vec<String>> = (0..5).map(|k| vec![format!("key{k:02}"), want[&k].1.to_string()]).collect();
+    assert_eq!(got, want_join);
+
+    // A window function and a CTE.
+    let got = query(
+        &mut s,
+        "WITH top AS (SELECT k, v, row_number() OVER (PARTITION BY k ORDER BY v DESC) AS rn FROM big)
+         SELECT k, v FROM top WHERE rn = 1 AND k < 3 ORDER BY k",
+    )
+    .await?;
+    let last = |k: u64| (0..ROWS).rev().find(|i| i % KEYS == k).unwrap_or(0);
+    assert_eq!(got, (0..3).map(|k| vec![k.to_string(), last(k).to_string()]).collect::<Vec<_>>());
+
+    // They ran as jobs of several stages, the scan in several tasks.
+    let jc = cluster.job_client().await?;
+    let jobs = jc.list().await?;
+    let sql: Vec<_> = jobs.iter().filter(|j| j.engine == "sql").collect();
+    assert!(sql.len() >= 3, "queries did not run on the workers: {jobs:?}");
+    assert!(sql.iter().all(|j| j.state == JobState::Succeeded));
+    assert!(sql.iter().all(|j| j.stages.len() >= 2), "{sql:?}");
+    assert!(sql.iter().any(|j| j.stages[0].total >= 3), "the 4-block table was not scanned by several tasks: {sql:?}");
+
+    // EXPLAIN shows the stages and where their tasks go.
+    let plan = query(&mut s, "EXPLAIN SELECT k, sum(v) FROM big GROUP BY k").await?;
+    let text: String = plan.iter().map(|r| format!("{}\n{}\n", r[0], r[1])).collect();
+    assert!(text.contains("stage 0 of") && text.contains("ShuffleReaderExec") && text.contains("beside"), "{text}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_killed_during_a_multi_stage_query() -> anyhow::Result<()> {
+    let cluster = TestCluster::builder().datanodes(3).workers(3).replication(1).fast_worker_expiry(5000).start()?;
+    let mut s = setup(&cluster).await?;
+    let want = expected();
+    // Stage 0 scans and pre-aggregates, stage 1 (after the shuffle) sleeps
+    // a little per task: time to kill a worker holding stage-0 output
+    // while stage 1 runs on it.
+    let sql = "SELECT k, c + sleep(2) AS c, s FROM (SELECT k, count(*) AS c, sum(v) AS s FROM big GROUP BY k) ORDER BY k";
+    let session = tokio::spawn(async move {
+        let r = query(&mut s, sql).await;
+        (s, r)
+    });
+    let jc = cluster.job_client().await?;
+    let found = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let finished = || session.is_finished();
+    tusk_tests::eventually(Duration::from_secs(120), || {
+        let jc = jc.clone();
+        let found = found.clone();
+        let done = finished();
+        async move {
+            if done {
+                return true;
+            }
+            let Ok(jobs) = jc.list_running().await else { return false };
+            let Some(job) = jobs.iter().find(|j| j.engine == "sql") else { return false };
+            let Ok(r) = jc.job(&job.job_id, true).await else { return false };
+            let attempts: Vec<_> = r.tasks.iter().flat_map(|t| t.attempts.iter().map(move |a| (t.stage.as_str(), a))).collect();
+            let stage1 = attempts.iter().find(|(st, a)| *st == "stage-1" && a.state == AttemptState::Running);
+            let Some((_, a)) = stage1 else { return false };
+            let holds_stage0 = attempts.iter().any(|(st, b)| *st == "stage-0" && b.state == AttemptState::Succeeded && b.worker_addr == a.worker_addr);
+            if holds_stage0 && let Ok(mut v) = found.lock() {
+                *v = a.worker_addr.clone();
+            }
+            holds_stage0
+        }
+    })
+    .await?;
+    if session.is_finished() {
+        let (_, r) = session.await?;
+        anyhow::bail!("the query ended before a worker could be killed: {:?}", r.map(|rows| rows.len()));
+    }
+    let victim = found.lock().map(|v| v.clone()).unwrap_or_default();
+    let role = (0..3)
+        .map(|i| format!("worker-{i}"))
+        .find(|r| std::fs::read_to_string(cluster.dir().join("run").join(format!("{r}.addr"))).is_ok_and(|a| a.trim() == victim))
+        .ok_or_else(|| anyhow::anyhow!("no worker at {victim}"))?;
+    cluster.kill9(&role)?;
+    let (_, got) = tokio::time::timeout(Duration::from_secs(240), session).await??;
+    let got = got?;
+    let want_rows: Vec<Vec<String>> = want.iter().map(|(k, (c, v))| vec![k.to_string(), c.to_string(), v.to_string()]).collect();
+    assert_eq!(got, want_rows, "wrong answer after losing {role}");
+    Ok(())
+}

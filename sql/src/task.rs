@@ -104,6 +104,28 @@ pub async fn run(spec: &str, _work_dir: &Path, output_dir: &Path, scratch_dir: &
     Ok(())
 }
 
+/// `batch` with its string and binary view columns compacted. A view array
+/// sliced or taken from a bigger one still points into all of the original
+/// data buffers, and Arrow IPC writes every buffer a batch references: a
+/// shuffle partition would carry its whole input's strings again.
+fn compact(batch: RecordBatch) -> Result<RecordBatch> {
+    use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+    use datafusion::arrow::datatypes::DataType;
+    if !batch.columns().iter().any(|c| matches!(c.data_type(), DataType::Utf8View | DataType::BinaryView)) {
+        return Ok(batch);
+    }
+    let columns: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(|c| match c.data_type() {
+            DataType::Utf8View => Arc::new(c.as_string_view().gc()) as ArrayRef,
+            DataType::BinaryView => Arc::new(c.as_binary_view().gc()) as ArrayRef,
+            _ => c.clone(),
+        })
+        .collect();
+    RecordBatch::try_new(batch.schema(), columns).map_err(SqlError::execution)
+}
+
 fn ipc_options() -> Result<IpcWriteOptions> {
     IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME)).map_err(SqlError::execution)
 }
@@ -157,7 +179,7 @@ async fn write_shuffle(
                 files[p] = Some(PartFile::create(&paths[p], &schema)?);
             }
             if let Some(f) = files[p].as_mut() {
-                f.writer.write(&b).map_err(SqlError::execution)?;
+                f.writer.write(&compact(b)?).map_err(SqlError::execution)?;
             }
             Ok(())
         };
@@ -214,7 +236,7 @@ async fn write_result(plan: Arc<dyn ExecutionPlan>, part: usize, ctx: Arc<TaskCo
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(df_error)?;
             rows += batch.num_rows() as u64;
-            writer.write(&batch).map_err(SqlError::execution)?;
+            writer.write(&compact(batch)?).map_err(SqlError::execution)?;
             if writer.get_ref().len() > 8 << 20 {
                 let buf = std::mem::take(writer.get_mut());
                 out.write_all(&buf).await.map_err(SqlError::execution)?;

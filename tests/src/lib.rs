@@ -9,7 +9,6 @@
 //! when fresh), so `cargo test`/`cargo nextest run` alone is enough.
 
 pub mod jobs;
-pub mod sql;
 
 use anyhow::{Context, bail};
 use nix::sys::signal::{Signal, kill};

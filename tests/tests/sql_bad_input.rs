@@ -2,13 +2,15 @@
 //! and leaves the catalog and the data as they were.
 
 use tusk_tests::TestCluster;
-use tusk_tests::sql::{exec, fails, query, table};
+#[path = "support/sql.rs"]
+mod sql;
+use sql::{exec, fails, query, table};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_statements_fail_cleanly() -> anyhow::Result<()> {
     let cluster = TestCluster::builder().datanodes(1).workers(0).replication(1).start()?;
     let client = cluster.client().await?;
-    let mut s = cluster.sql_session().await?;
+    let mut s = sql::session(&cluster).await?;
     exec(&mut s, "CREATE TABLE sales (id INT, item STRING) PARTITIONED BY (dt STRING) STORED AS PARQUET").await?;
     exec(&mut s, "INSERT INTO sales PARTITION (dt='d1') VALUES (1, 'a')").await?;
     let before = client.list("/user/hive/warehouse/sales/dt=d1").await?;

@@ -2,7 +2,9 @@
 //! datanode, jobtracker hosting the metastore).
 
 use tusk_tests::TestCluster;
-use tusk_tests::sql::{exec, fails, query, table};
+#[path = "support/sql.rs"]
+mod sql;
+use sql::{exec, fails, query, table};
 
 fn cluster() -> anyhow::Result<TestCluster> {
     TestCluster::builder().datanodes(1).workers(0).replication(1).start()
@@ -11,7 +13,7 @@ fn cluster() -> anyhow::Result<TestCluster> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn databases_tables_insert_select() -> anyhow::Result<()> {
     let cluster = cluster()?;
-    let mut s = cluster.sql_session().await?;
+    let mut s = sql::session(&cluster).await?;
     exec(&mut s, "CREATE DATABASE shop").await?;
     exec(&mut s, "CREATE DATABASE IF NOT EXISTS shop").await?;
     assert!(fails(&mut s, "CREATE DATABASE shop").await.contains("database already exists: shop"));
@@ -67,7 +69,7 @@ async fn textfile_over_existing_files_and_drop_semantics() -> anyhow::Result<()>
     client.write_all("/data/people/part-2", b"3|cy|51\n", false).await?;
     client.write_all("/data/people/_SUCCESS", b"", false).await?;
     client.write_all("/data/people/.hidden", b"not|a|row\n", false).await?;
-    let mut s = cluster.sql_session().await?;
+    let mut s = sql::session(&cluster).await?;
     exec(
         &mut s,
         "CREATE EXTERNAL TABLE people (id INT, name STRING, age INT)
@@ -111,13 +113,13 @@ async fn textfile_over_existing_files_and_drop_semantics() -> anyhow::Result<()>
 async fn catalog_survives_jobtracker_restart() -> anyhow::Result<()> {
     let cluster = cluster()?;
     {
-        let mut s = cluster.sql_session().await?;
+        let mut s = sql::session(&cluster).await?;
         exec(&mut s, "CREATE DATABASE kept").await?;
         exec(&mut s, "CREATE TABLE kept.t (a INT, b STRING) PARTITIONED BY (dt STRING) STORED AS PARQUET").await?;
         exec(&mut s, "INSERT INTO kept.t PARTITION (dt='2024-01-01') VALUES (1, 'x')").await?;
     }
     cluster.restart("jobtracker-0")?;
-    let mut s = cluster.sql_session().await?;
+    let mut s = sql::session(&cluster).await?;
     assert_eq!(query(&mut s, "SHOW DATABASES").await?, table(&[&["default"], &["kept"]]));
     assert_eq!(query(&mut s, "SHOW PARTITIONS kept.t").await?, table(&[&["dt=2024-01-01"]]));
     assert_eq!(query(&mut s, "SELECT a, b, dt FROM kept.t").await?, table(&[&["1", "x", "2024-01-01"]]));

@@ -4,7 +4,9 @@
 //! and LOAD DATA.
 
 use tusk_tests::TestCluster;
-use tusk_tests::sql::{exec, fails, query, table};
+#[path = "support/sql.rs"]
+mod sql;
+use sql::{exec, fails, query, table};
 
 /// The files the physical plan of `sql` reads (from EXPLAIN).
 async fn files_read(s: &mut tusk_sql::Session, sql: &str) -> anyhow::Result<String> {
@@ -17,7 +19,7 @@ async fn files_read(s: &mut tusk_sql::Session, sql: &str) -> anyhow::Result<Stri
 async fn dynamic_partitions_pruning_and_partition_ddl() -> anyhow::Result<()> {
     let cluster = TestCluster::builder().datanodes(1).workers(0).replication(1).start()?;
     let client = cluster.client().await?;
-    let mut s = cluster.sql_session().await?;
+    let mut s = sql::session(&cluster).await?;
     exec(&mut s, "CREATE TABLE src (id INT, amount BIGINT, day STRING) STORED AS PARQUET").await?;
     exec(
         &mut s,

@@ -11,7 +11,9 @@ use std::time::Instant;
 
 use tusk_sql::tpch;
 use tusk_tests::TestCluster;
-use tusk_tests::sql::exec;
+#[path = "support/sql.rs"]
+mod sql;
+use sql::exec;
 
 /// Rows per table at SF 0.01 (dbgen's counts).
 const ROWS: [(&str, u64); 8] = [
@@ -29,7 +31,7 @@ const ROWS: [(&str, u64); 8] = [
 async fn all_22_queries_match_the_known_answers_at_sf_0_01() -> anyhow::Result<()> {
     let cluster = TestCluster::builder().datanodes(1).workers(1).replication(1).start()?;
     let client = cluster.client().await?;
-    let mut s = cluster.sql_session().await?;
+    let mut s = sql::session(&cluster).await?;
 
     let report = tpch::load(&mut s, "tpch", tpch::ANSWER_SCALE, 2).await?;
     for (name, rows) in ROWS {

@@ -1,16 +1,17 @@
 //! Helpers for SQL tests: a session on a test cluster and result sets as
-//! strings.
+//! strings. Included by the SQL test files only (`#[path]`), so the other
+//! test binaries do not link DataFusion.
+
+#![allow(dead_code)]
 
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use tusk_sql::{Outcome, Session, SqlConfig};
 
-use crate::TestCluster;
+use tusk_tests::TestCluster;
 
-impl TestCluster {
-    /// A SQL session on this cluster, in the `default` database.
-    pub async fn sql_session(&self) -> anyhow::Result<Session> {
-        Ok(Session::connect(SqlConfig::new(self.namenode.clone(), self.jobtracker.clone())).await?)
-    }
+/// A SQL session on `cluster`, in the `default` database.
+pub async fn session(cluster: &TestCluster) -> anyhow::Result<Session> {
+    Ok(Session::connect(SqlConfig::new(cluster.namenode.clone(), cluster.jobtracker.clone())).await?)
 }
 
 /// Rows of a result set, each cell as Arrow displays it (`NULL` for nulls).

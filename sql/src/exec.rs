@@ -272,8 +272,15 @@ impl Engine {
     async fn install_tables(&mut self, stmt: &Statement, ignore: Option<(String, String)>) -> Result<()> {
         let df_stmt = DFStatement::Statement(Box::new(stmt.clone()));
         let (refs, _ctes) = datafusion::sql::resolve::resolve_table_references(&df_stmt, true).map_err(df_error)?;
+        let functions = self.ctx.state().table_functions().keys().cloned().collect::<std::collections::HashSet<_>>();
         let mut wanted = Vec::new();
         for r in &refs {
+            // Table functions (`generate_series(…)`, `range(…)`) are not tables.
+            if let TableReference::Bare { table } = r
+                && functions.contains(table.as_ref())
+            {
+                continue;
+            }
             let (db, name) = match r {
                 TableReference::Bare { table } => (self.db.clone(), table.to_string()),
                 TableReference::Partial { schema, table } => (schema.to_string(), table.to_string()),

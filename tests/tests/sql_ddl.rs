@@ -24,6 +24,8 @@ async fn databases_tables_insert_select() -> anyhow::Result<()> {
     assert!(client.try_stat("/user/hive/warehouse/shop.db/sales").await?.is_some(), "managed table directory");
     exec(&mut s, "INSERT INTO sales VALUES (1, 'apple', 1.50), (2, 'pear', 2.25)").await?;
     exec(&mut s, "INSERT INTO TABLE sales SELECT 3, 'fig', 4.00").await?;
+    // Table functions are not catalog tables.
+    assert_eq!(query(&mut s, "SELECT count(*) FROM generate_series(1, 10)").await?, table(&[&["10"]]));
     assert_eq!(
         query(&mut s, "SELECT id, item, price FROM sales ORDER BY id").await?,
         table(&[&["1", "apple", "1.50"], &["2", "pear", "2.25"], &["3", "fig", "4.00"]])

@@ -139,6 +139,23 @@ pub(crate) fn location(what: &str, loc: &str) -> Result<String> {
     }
 }
 
+impl Metastore {
+    /// Takes the catalog write lock for a change to `db.name` and returns
+    /// it with a snapshot and the table, which must exist and have no
+    /// unfinished commit.
+    pub(crate) async fn lock_table(
+        &self,
+        db: &str,
+        name: &str,
+    ) -> Result<(tokio::sync::MutexGuard<'_, ()>, crate::store::Reader, Table)> {
+        let w = self.writes.lock().await;
+        let r = self.store.read()?;
+        let t = require_table(&r, db, name)?;
+        no_pending_commit(&r, db, name)?;
+        Ok((w, r, t))
+    }
+}
+
 /// The DFS path of a stored location, or an error saying the metastore
 /// cannot write there (`doing` says what it tried).
 pub(crate) fn dfs_location<'a>(loc: &'a str, doing: &str) -> Result<&'a str> {

@@ -130,23 +130,55 @@ fn ipc_options() -> Result<IpcWriteOptions> {
     IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME)).map_err(SqlError::execution)
 }
 
-/// An Arrow IPC stream into a local file.
+/// Counts and checksums the bytes written through it.
+struct CrcWriter<W: Write> {
+    inner: W,
+    crc: u32,
+    len: u64,
+}
+
+impl<W: Write> Write for CrcWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc = crc32c::crc32c_append(self.crc, &buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// An Arrow IPC stream into a local file, checksummed as it is written.
 struct PartFile {
-    writer: StreamWriter<BufWriter<File>>,
+    writer: StreamWriter<CrcWriter<BufWriter<File>>>,
 }
 
 impl PartFile {
     fn create(path: &Path, schema: &SchemaRef) -> Result<PartFile> {
         let f = File::create(path).map_err(|e| SqlError::Io { path: path.display().to_string(), source: e })?;
-        let writer = StreamWriter::try_new_with_options(BufWriter::with_capacity(1 << 20, f), schema, ipc_options()?)
-            .map_err(SqlError::execution)?;
+        let out = CrcWriter { inner: BufWriter::with_capacity(1 << 20, f), crc: 0, len: 0 };
+        let writer = StreamWriter::try_new_with_options(out, schema, ipc_options()?).map_err(SqlError::execution)?;
         Ok(PartFile { writer })
+    }
+
+    /// Ends the stream; returns its length and CRC32C.
+    fn finish(mut self, path: &Path) -> Result<(u64, u32)> {
+        let io = |e: std::io::Error| SqlError::Io { path: path.display().to_string(), source: e };
+        self.writer.finish().map_err(SqlError::execution)?;
+        let out = self.writer.into_inner().map_err(SqlError::execution)?;
+        let (len, crc) = (out.len, out.crc);
+        out.inner.into_inner().map_err(|e| io(e.into_error()))?.sync_data().map_err(io)?;
+        Ok((len, crc))
     }
 }
 
 /// Runs partition `part` and writes its rows into the shuffle output:
 /// hash-partitioned when the fragment ends in a hash repartition, else one
-/// partition.
+/// partition. One partition goes straight into `file.out`; several are
+/// written to one scratch file each (rows arrive interleaved), then
+/// appended to `file.out` in order.
 async fn write_shuffle(
     plan: Arc<dyn ExecutionPlan>,
     part: usize,
@@ -168,20 +200,23 @@ async fn write_shuffle(
     };
     let schema = input.schema();
     let mut stream = input.execute(part, ctx).map_err(df_error)?;
-    let paths: Vec<std::path::PathBuf> = (0..partitions).map(|p| scratch_dir.join(format!("shuffle-{p}.arrow"))).collect();
+    let out_path = output_dir.join(OUTPUT_FILE);
+    let paths: Vec<std::path::PathBuf> = if partitions == 1 {
+        vec![out_path.clone()]
+    } else {
+        (0..partitions).map(|p| scratch_dir.join(format!("shuffle-{p}.arrow"))).collect()
+    };
     let mut files: Vec<Option<PartFile>> = (0..partitions).map(|_| None).collect();
     let mut rows = 0u64;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(df_error)?;
         rows += batch.num_rows() as u64;
         let mut put = |p: usize, b: RecordBatch| -> Result<()> {
-            if files[p].is_none() {
-                files[p] = Some(PartFile::create(&paths[p], &schema)?);
-            }
-            if let Some(f) = files[p].as_mut() {
-                f.writer.write(&compact(b)?).map_err(SqlError::execution)?;
-            }
-            Ok(())
+            let f = match &mut files[p] {
+                Some(f) => f,
+                slot => slot.insert(PartFile::create(&paths[p], &schema)?),
+            };
+            f.writer.write(&compact(b)?).map_err(SqlError::execution)
         };
         match partitioner.as_mut() {
             Some(pt) => {
@@ -198,27 +233,35 @@ async fn write_shuffle(
             None => put(0, batch)?,
         }
     }
-    // Concatenate the partitions into file.out, with their index.
-    let out_path = output_dir.join(OUTPUT_FILE);
     let io = |e: std::io::Error| SqlError::Io { path: out_path.display().to_string(), source: e };
-    let mut out = BufWriter::with_capacity(1 << 20, File::create(&out_path).map_err(io)?);
     let mut entries = Vec::with_capacity(partitions);
-    let mut offset = 0u64;
-    for (p, f) in files.into_iter().enumerate() {
-        let Some(mut f) = f else {
-            entries.push(IndexEntry { offset, length: 0, crc32c: 0 });
-            continue;
+    if partitions == 1 {
+        let (length, crc32c) = match files.pop().flatten() {
+            Some(f) => f.finish(&out_path)?,
+            None => {
+                File::create(&out_path).map_err(io)?;
+                (0, 0)
+            }
         };
-        f.writer.finish().map_err(SqlError::execution)?;
-        let inner = f.writer.into_inner().map_err(SqlError::execution)?;
-        inner.into_inner().map_err(|e| io(e.into_error()))?.sync_data().map_err(io)?;
-        let data = std::fs::read(&paths[p]).map_err(io)?;
-        out.write_all(&data).map_err(io)?;
-        entries.push(IndexEntry { offset, length: data.len() as u64, crc32c: crc32c::crc32c(&data) });
-        offset += data.len() as u64;
-        let _ = std::fs::remove_file(&paths[p]);
+        entries.push(IndexEntry { offset: 0, length, crc32c });
+    } else {
+        let mut out = BufWriter::with_capacity(1 << 20, File::create(&out_path).map_err(io)?);
+        let mut offset = 0u64;
+        for (p, f) in files.into_iter().enumerate() {
+            let Some(f) = f else {
+                entries.push(IndexEntry { offset, length: 0, crc32c: 0 });
+                continue;
+            };
+            let (length, crc32c) = f.finish(&paths[p])?;
+            let mut src = File::open(&paths[p]).map_err(io)?;
+            std::io::copy(&mut src, &mut out).map_err(io)?;
+            entries.push(IndexEntry { offset, length, crc32c });
+            offset += length;
+            let _ = std::fs::remove_file(&paths[p]);
+        }
+        out.flush().map_err(io)?;
+        out.into_inner().map_err(|e| io(e.into_error()))?.sync_data().map_err(io)?;
     }
-    out.flush().map_err(io)?;
     write_index(&output_dir.join(INDEX_FILE), &entries).map_err(|e| SqlError::Execution(e.to_string()))?;
     Ok(rows)
 }

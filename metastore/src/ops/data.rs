@@ -7,8 +7,8 @@ use tusk_proto::metastore::{Partition, PartitionSpec, TableRef};
 use super::{select, touch};
 use crate::error::{MetastoreError, Result};
 use crate::metastore::{
-    Metastore, dfs_location, location, no_pending_commit, now_ms, partition_dir, partition_names, partition_values,
-    require_table, table_ref,
+    Metastore, dfs_location, location, now_ms, partition_dir, partition_names, partition_values,
+    table_ref,
 };
 use crate::paths;
 use crate::store::Catalog;
@@ -30,10 +30,7 @@ impl Metastore {
         let (db, name) = table_ref(tr)?;
         let src = location("LOAD DATA: source", source)?;
         let src = dfs_location(&src, "LOAD DATA")?.to_string();
-        let _w = self.writes.lock().await;
-        let r = self.store.read()?;
-        let t = require_table(&r, &db, &name)?;
-        no_pending_commit(&r, &db, &name)?;
+        let (_w, r, t) = self.lock_table(&db, &name).await?;
         let table = paths::table_ref_display(&db, &name);
         let (new_partition, target) = if partition_names(&t).is_empty() {
             if !partition.is_empty() {
@@ -114,10 +111,7 @@ impl Metastore {
     ) -> Result<()> {
         let fs = self.dfs.as_user(user).await?;
         let (db, name) = table_ref(tr)?;
-        let _w = self.writes.lock().await;
-        let r = self.store.read()?;
-        let t = require_table(&r, &db, &name)?;
-        no_pending_commit(&r, &db, &name)?;
+        let (_w, r, t) = self.lock_table(&db, &name).await?;
         let table = paths::table_ref_display(&db, &name);
         if t.external {
             return Err(MetastoreError::Precondition(format!("cannot truncate non-managed table {table}")));

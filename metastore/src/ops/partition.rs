@@ -8,7 +8,7 @@ use super::{delete_default_partition_dir, select};
 use crate::dfs::Fs;
 use crate::error::{MetastoreError, Result};
 use crate::metastore::{
-    Metastore, dfs_location, location, no_pending_commit, now_ms, partition_dir, partition_in_table_dir,
+    Metastore, dfs_location, location, now_ms, partition_dir, partition_in_table_dir,
     partition_label, partition_names, partition_values, require_table, table_ref,
 };
 use crate::paths;
@@ -28,10 +28,7 @@ impl Metastore {
     ) -> Result<Vec<Partition>> {
         let fs = self.dfs.as_user(user).await?;
         let (db, name) = table_ref(tr)?;
-        let _w = self.writes.lock().await;
-        let r = self.store.read()?;
-        let t = require_table(&r, &db, &name)?;
-        no_pending_commit(&r, &db, &name)?;
+        let (_w, r, t) = self.lock_table(&db, &name).await?;
         let now = now_ms();
         let mut seen = HashSet::new();
         let mut add = Vec::new();
@@ -78,10 +75,7 @@ impl Metastore {
     ) -> Result<Vec<Partition>> {
         let fs = self.dfs.as_user(user).await?;
         let (db, name) = table_ref(tr)?;
-        let _w = self.writes.lock().await;
-        let r = self.store.read()?;
-        let t = require_table(&r, &db, &name)?;
-        no_pending_commit(&r, &db, &name)?;
+        let (_w, r, t) = self.lock_table(&db, &name).await?;
         let parts = r.partitions(&db, &name)?;
         drop(r);
         let dropped = select(&t, specs, &parts, if_exists)?;
@@ -121,10 +115,7 @@ impl Metastore {
     ) -> Result<(Vec<Partition>, Vec<Partition>)> {
         let fs = self.dfs.as_user(user).await?;
         let (db, name) = table_ref(tr)?;
-        let _w = self.writes.lock().await;
-        let r = self.store.read()?;
-        let t = require_table(&r, &db, &name)?;
-        no_pending_commit(&r, &db, &name)?;
+        let (_w, r, t) = self.lock_table(&db, &name).await?;
         let names = partition_names(&t);
         if names.is_empty() || !(add || drop_missing) {
             return Ok((Vec::new(), Vec::new()));

@@ -8,7 +8,7 @@ use super::database::delete_table_data;
 use crate::dfs::Fs;
 use crate::error::{MetastoreError, Result};
 use crate::metastore::{
-    Metastore, column_name, location, no_pending_commit, now_ms, object_name, require_database, require_table,
+    Metastore, column_name, location, no_pending_commit, now_ms, object_name, require_database,
     table_ref,
 };
 use crate::paths::{self, DEFAULT_DATABASE};
@@ -206,10 +206,7 @@ impl Metastore {
         if old == new {
             return Err(MetastoreError::invalid(format!("cannot rename {old} to itself")));
         }
-        let _w = self.writes.lock().await;
-        let r = self.store.read()?;
-        let t = require_table(&r, &fdb, &fname)?;
-        no_pending_commit(&r, &fdb, &fname)?;
+        let (_w, r, t) = self.lock_table(&fdb, &fname).await?;
         let to_db = require_database(&r, &tdb)?;
         if r.table(&tdb, &tname)?.is_some() || being_created(&r, &tdb, &tname)?.is_some() {
             return Err(MetastoreError::table_exists(&tdb, &tname));

@@ -88,7 +88,16 @@ impl JobClient {
 
     /// The job's report; with `with_tasks`, also every task and attempt.
     pub async fn job(&self, job_id: &str, with_tasks: bool) -> Result<JobReport> {
-        let req = pb::GetJobRequest { job_id: job_id.to_string(), with_tasks };
+        let req = pb::GetJobRequest { job_id: job_id.to_string(), with_tasks, wait_ms: 0 };
+        let resp = self.rpc.clone().get_job(req).await.map_err(|s| self.error(s))?;
+        Ok(JobReport::from_proto(resp.into_inner()))
+    }
+
+    /// The job's report once it has finished, or after `wait` (at most
+    /// 30 s) if it is still running: one call instead of polling.
+    pub async fn wait_finished(&self, job_id: &str, wait: Duration) -> Result<JobReport> {
+        let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX).max(1);
+        let req = pb::GetJobRequest { job_id: job_id.to_string(), with_tasks: false, wait_ms };
         let resp = self.rpc.clone().get_job(req).await.map_err(|s| self.error(s))?;
         Ok(JobReport::from_proto(resp.into_inner()))
     }

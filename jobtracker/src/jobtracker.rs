@@ -181,6 +181,26 @@ impl Jobtracker {
         Ok(report::job_report(job, with_tasks))
     }
 
+    /// The job's report once it has finished, or after `wait`.
+    pub(crate) async fn job_report_when_finished(&self, job_id: &str, with_tasks: bool, wait: Duration) -> Result<JobReport> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.finished.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let finished = self.sched.lock().job(job_id).map(|j| j.state.is_finished());
+            match finished {
+                None => return Err(JobtrackerError::no_such_job(job_id)),
+                Some(true) => return self.job_report(job_id, with_tasks),
+                Some(false) => {
+                    if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                        return self.job_report(job_id, with_tasks);
+                    }
+                }
+            }
+        }
+    }
+
     pub(crate) fn list_jobs(&self, running_only: bool) -> Vec<JobReport> {
         let s = self.sched.lock();
         s.jobs().filter(|j| !running_only || !j.state.is_finished()).map(|j| report::job_report(j, false)).collect()

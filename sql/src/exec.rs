@@ -15,6 +15,7 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{ObjectName, Spanned, Statement, visit_relations};
@@ -28,12 +29,19 @@ use crate::session::SqlConfig;
 use crate::store::{self, DfsStore};
 use crate::table::TuskTable;
 
+/// On the workers, a hash join whose smaller side is estimated under this
+/// many bytes (or, without a size, rows) broadcasts that side.
+const BROADCAST_JOIN_MAX_BYTES: usize = 10 << 20;
+const BROADCAST_JOIN_MAX_ROWS: usize = 1 << 20;
+
 /// The catalog name DataFusion sees; databases are its schemas.
 pub(crate) const CATALOG: &str = "tusk";
 
 pub(crate) struct Engine {
     pub(crate) dfs: Client,
     pub(crate) store: Arc<DfsStore>,
+    /// Parquet footer statistics of the files the session has planned over.
+    pub(crate) stats: Arc<crate::stats::StatsCache>,
     pub(crate) meta: MetastoreClient,
     pub(crate) ctx: SessionContext,
     pub(crate) db: String,
@@ -44,6 +52,8 @@ pub(crate) struct Engine {
     pub(crate) namenode: String,
     /// Run every query in this process (`SqlConfig::local`).
     pub(crate) local: bool,
+    /// `SqlConfig::single_task_max_bytes`.
+    pub(crate) single_task_max_bytes: u64,
 }
 
 /// Where a query runs.
@@ -83,6 +93,7 @@ impl Engine {
         let mut engine = Engine {
             dfs,
             store,
+            stats: Arc::default(),
             meta,
             ctx,
             db: String::new(),
@@ -90,6 +101,7 @@ impl Engine {
             jobs,
             namenode: config.namenode.clone(),
             local: config.local,
+            single_task_max_bytes: config.single_task_max_bytes,
         };
         engine.use_database(&db).await?;
         Ok(engine)
@@ -179,6 +191,15 @@ impl Engine {
         let distributed = matches!(mode, Mode::Distributed { .. });
         if let Mode::Distributed { slots } = mode {
             opts.execution.target_partitions = slots.max(1);
+            // A join side this small is built once per probe task from a
+            // broadcast copy instead of shuffling both sides (Hive's and
+            // Spark's map-join threshold is 10 MB).
+            opts.optimizer.hash_join_single_partition_threshold = BROADCAST_JOIN_MAX_BYTES;
+            opts.optimizer.hash_join_single_partition_threshold_rows = BROADCAST_JOIN_MAX_ROWS;
+        } else {
+            let defaults = datafusion::config::OptimizerOptions::default();
+            opts.optimizer.hash_join_single_partition_threshold = defaults.hash_join_single_partition_threshold;
+            opts.optimizer.hash_join_single_partition_threshold_rows = defaults.hash_join_single_partition_threshold_rows;
         }
         // Runtime filters pushed from a join or TopK into a scan cannot
         // cross a stage boundary; a round-robin repartition is a shuffle for
@@ -220,7 +241,7 @@ impl Engine {
                 }
                 crate::dist::subquery::inline(optimized, &values)?
             };
-            let physical = Box::pin(state.create_physical_plan(&plan)).await.map_err(df_error)?;
+            let physical = Box::pin(self.physical_plan(&plan, mode)).await?;
             if crate::dist::run::reads_files(&physical) {
                 let (_, batches) = Box::pin(crate::dist::run::run(&self.jobs, &self.dfs, &self.namenode, name, physical)).await?;
                 return Ok(batches);
@@ -229,6 +250,25 @@ impl Engine {
         }
         let physical = Box::pin(state.create_physical_plan(&plan)).await.map_err(df_error)?;
         Box::pin(datafusion::physical_plan::collect(physical, self.ctx.task_ctx())).await.map_err(df_error)
+    }
+
+    /// The physical plan of `plan` for `mode`. On the workers, a query
+    /// small enough ([`SqlConfig::single_task_max_bytes`]) is planned again
+    /// as one partition: one stage of one task.
+    pub(crate) async fn physical_plan(&self, plan: &LogicalPlan, mode: Mode) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut state = self.ctx.state();
+        let physical = Box::pin(state.create_physical_plan(plan)).await.map_err(df_error)?;
+        let Mode::Distributed { slots } = mode else { return Ok(physical) };
+        if slots <= 1 || !crate::dist::run::reads_files(&physical) {
+            return Ok(physical);
+        }
+        match crate::dist::run::scan_size(&physical) {
+            Some(bytes) if bytes <= self.single_task_max_bytes => {
+                state.config_mut().options_mut().execution.target_partitions = 1;
+                Box::pin(state.create_physical_plan(plan)).await.map_err(df_error)
+            }
+            _ => Ok(physical),
+        }
     }
 
     /// (database, table) of a name, in the current database by default.
@@ -264,7 +304,7 @@ impl Engine {
         } else {
             self.meta.list_partitions(&table.db, &table.name).await.map_err(catalog_error)?
         };
-        TuskTable::new(table, partitions, self.store.clone())
+        TuskTable::new(table, partitions, self.store.clone(), self.stats.clone())
     }
 
     /// Fetches every table `stmt` names and installs them (with the session

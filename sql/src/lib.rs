@@ -15,6 +15,7 @@ mod outcome;
 pub mod script;
 mod session;
 mod show;
+mod stats;
 pub mod store;
 mod table;
 pub mod tpch;
@@ -25,4 +26,4 @@ mod write;
 
 pub use error::{Position, Result, SqlError};
 pub use outcome::{Outcome, StatementResult};
-pub use session::{Session, SqlConfig};
+pub use session::{SINGLE_TASK_MAX_BYTES, Session, SqlConfig};

@@ -23,7 +23,15 @@ pub struct SqlConfig {
     pub hivevars: HashMap<String, String>,
     /// Run queries in this process instead of on the workers.
     pub local: bool,
+    /// A query reading at most this many bytes, none of its files spanning
+    /// more than one block, runs as one task on one worker (beside most of
+    /// its data) instead of as stages of parallel tasks: its start-up costs
+    /// more than its work. 0: every query that reads tables runs stages.
+    pub single_task_max_bytes: u64,
 }
+
+/// [`SqlConfig::single_task_max_bytes`] by default: 64 MiB.
+pub const SINGLE_TASK_MAX_BYTES: u64 = 64 << 20;
 
 impl SqlConfig {
     /// A configuration with the `default` database and no variables.
@@ -35,6 +43,7 @@ impl SqlConfig {
             database: "default".to_string(),
             hivevars: HashMap::new(),
             local: false,
+            single_task_max_bytes: SINGLE_TASK_MAX_BYTES,
         }
     }
 }

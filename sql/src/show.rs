@@ -220,7 +220,7 @@ pub(crate) async fn explain(e: &mut Engine, stmt: Statement, analyze: bool, verb
     let plan = e.plan(stmt).await?;
     let df = DataFrame::new(e.ctx.state(), plan);
     let logical = df.logical_plan().display_indent().to_string();
-    let physical = df.clone().create_physical_plan().await.map_err(df_error)?;
+    let physical = Box::pin(e.physical_plan(df.logical_plan(), mode)).await?;
     let mut rows = vec![
         vec!["logical_plan".to_string(), logical],
         vec!["physical_plan".to_string(), displayable(physical.as_ref()).indent(verbose).to_string()],

@@ -29,13 +29,15 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, lit, try_cast,
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::projection::ProjectionExec;
-use object_store::ObjectStore;
+use object_store::{ObjectMeta, ObjectStore};
+use tusk_client::BlockLocation;
 use tusk_metastore::paths;
 use tusk_proto::metastore as pb;
 
 use crate::error::{Result, SqlError};
 use crate::format::{Format, Storage};
-use crate::dist::planner::BlockHosts;
+use crate::dist::planner::{BlockHosts, FileBlocks};
+use crate::stats::{FileFacts, StatsCache};
 use crate::store::{self, DfsStore};
 use crate::types;
 
@@ -49,6 +51,7 @@ pub struct TuskTable {
     partition_fields: Vec<FieldRef>,
     storage: Storage,
     store: Arc<DfsStore>,
+    stats: Arc<StatsCache>,
 }
 
 /// One partition directory to read and the values of its partition columns.
@@ -59,13 +62,13 @@ pub struct PartitionDir {
 }
 
 impl TuskTable {
-    pub fn new(table: pb::Table, partitions: Vec<pb::Partition>, store: Arc<DfsStore>) -> Result<TuskTable> {
+    pub fn new(table: pb::Table, partitions: Vec<pb::Partition>, store: Arc<DfsStore>, stats: Arc<StatsCache>) -> Result<TuskTable> {
         let data = types::arrow_fields(&table.columns)?;
         let partition_fields = types::arrow_fields(&table.partition_columns)?;
         let file_schema = Arc::new(Schema::new(data.clone()));
         let schema = Arc::new(Schema::new(data.into_iter().chain(partition_fields.iter().cloned()).collect::<Vec<_>>()));
         let storage = Storage::of(&table)?;
-        Ok(TuskTable { table, partitions, schema, file_schema, partition_fields, storage, store })
+        Ok(TuskTable { table, partitions, schema, file_schema, partition_fields, storage, store, stats })
     }
 
     /// Directory of a registered partition.
@@ -127,8 +130,8 @@ impl TuskTable {
             .collect())
     }
 
-    /// The files of the kept directories, cut into ranges of at most one split.
-    pub async fn files(&self, dirs: &[PartitionDir]) -> Result<Vec<PartitionedFile>> {
+    /// The files of the kept directories with their blocks.
+    pub async fn list(&self, dirs: &[PartitionDir]) -> Result<Vec<Listed>> {
         let mut out = Vec::new();
         for d in dirs {
             let prefix = object_path(&d.dir)?;
@@ -143,29 +146,78 @@ impl TuskTable {
                 if meta.size == 0 {
                     continue;
                 }
-                let size = meta.size;
                 let dfs_path = store::dfs_path(&meta.location);
-                let blocks = self.store.block_locations(&dfs_path, 0, size).await.unwrap_or_default();
-                // One range per block when the format can start mid-file.
-                let cuts: Vec<(u64, u64, Vec<String>)> = if self.storage.splittable() && blocks.len() > 1 {
-                    blocks.iter().map(|b| (b.offset, (b.offset + b.length).min(size), b.hosts.clone())).collect()
-                } else {
-                    vec![(0, size, blocks.first().map(|b| b.hosts.clone()).unwrap_or_default())]
-                };
-                let whole = cuts.len() == 1;
-                for (s, e, hosts) in cuts {
-                    let mut f = PartitionedFile::new_from_meta(meta.clone());
-                    if !whole {
-                        f = f.with_range(s as i64, e as i64);
-                    }
-                    f.partition_values = d.values.clone();
-                    f.extensions.insert(BlockHosts(hosts));
-                    out.push(f);
-                }
+                let blocks = self.store.block_locations(&dfs_path, 0, meta.size).await.unwrap_or_default();
+                out.push(Listed { meta, blocks, values: d.values.clone() });
             }
         }
         Ok(out)
     }
+
+    /// The byte ranges to scan: a Parquet file with known footer facts is
+    /// cut at its row groups (with each range's share of the statistics);
+    /// another splittable file is cut at its blocks; the rest are whole.
+    /// Each range carries the hosts of the block holding most of it.
+    pub fn cut(&self, files: Vec<Listed>, facts: &HashMap<String, Arc<FileFacts>>) -> Vec<PartitionedFile> {
+        let mut out = Vec::new();
+        for l in files {
+            let size = l.meta.size;
+            let file_facts = facts.get(l.meta.location.as_ref());
+            let cuts: Vec<(u64, u64, Option<f64>)> = match file_facts {
+                Some(f) if !f.row_groups.is_empty() => {
+                    let rows: u64 = f.row_groups.iter().map(|g| g.rows).sum();
+                    crate::stats::row_group_ranges(&f.row_groups, size)
+                        .into_iter()
+                        .map(|(s, e, r)| (s, e, Some(if rows == 0 { 0.0 } else { r as f64 / rows as f64 })))
+                        .collect()
+                }
+                _ if self.storage.splittable() && l.blocks.len() > 1 => {
+                    l.blocks.iter().map(|b| (b.offset, (b.offset + b.length).min(size), None)).collect()
+                }
+                _ => vec![(0, size, None)],
+            };
+            let whole = cuts.len() == 1;
+            for (s, e, share) in cuts {
+                let mut f = PartitionedFile::new_from_meta(l.meta.clone());
+                if !whole {
+                    f = f.with_range(s as i64, e as i64);
+                }
+                f.partition_values = l.values.clone();
+                if let Some(facts) = file_facts {
+                    let stats = match share {
+                        Some(x) if !whole => Arc::new(crate::stats::share_of(&facts.stats, x)),
+                        _ => facts.stats.clone(),
+                    };
+                    f = f.with_statistics(stats);
+                }
+                f.extensions.insert(BlockHosts(hosts_of_range(&l.blocks, s, e)));
+                f.extensions.insert(FileBlocks(l.blocks.len()));
+                out.push(f);
+            }
+        }
+        out
+    }
+}
+
+/// A listed data file.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub meta: ObjectMeta,
+    pub blocks: Vec<BlockLocation>,
+    /// Its partition's values.
+    pub values: Vec<ScalarValue>,
+}
+
+/// The hosts of the block holding most of bytes `start..end`.
+fn hosts_of_range(blocks: &[BlockLocation], start: u64, end: u64) -> Vec<String> {
+    blocks
+        .iter()
+        .map(|b| (b, (b.offset + b.length).min(end).saturating_sub(b.offset.max(start))))
+        .filter(|(_, overlap)| *overlap > 0)
+        .max_by_key(|(b, overlap)| (*overlap, std::cmp::Reverse(b.offset)))
+        .or_else(|| blocks.first().map(|b| (b, 0)))
+        .map(|(b, _)| b.hosts.clone())
+        .unwrap_or_default()
 }
 
 /// The object-store path of a DFS location (`/a/b` or `dfs:///a/b`).
@@ -258,7 +310,16 @@ impl TableProvider for TuskTable {
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let dirs = self.pruned_dirs(state, filters).map_err(to_df)?;
-        let files = self.files(&dirs).await.map_err(to_df)?;
+        let listed = self.list(&dirs).await.map_err(to_df)?;
+        let with_stats = self.storage.format == Format::Parquet;
+        let facts = if with_stats {
+            let metas: Vec<ObjectMeta> = listed.iter().map(|l| l.meta.clone()).collect();
+            let store: Arc<dyn ObjectStore> = self.store.clone();
+            self.stats.facts(state, store, &self.file_schema, &metas).await
+        } else {
+            HashMap::new()
+        };
+        let files = self.cut(listed, &facts);
         if files.is_empty() {
             // Nothing to read (an empty table or every partition pruned).
             let schema = match projection {
@@ -267,8 +328,16 @@ impl TableProvider for TuskTable {
             };
             return Ok(Arc::new(EmptyExec::new(schema)));
         }
-        let groups = balance(files, state.config().target_partitions());
         let format = self.storage.file_format();
+        let groups = balance(files, state.config().target_partitions());
+        // Statistics for the planner only when every file has them: a
+        // partial sum would understate the table.
+        let (groups, statistics) = if with_stats && groups.iter().all(|g| g.iter().all(|f| f.statistics.is_some())) {
+            let (groups, stats) = crate::stats::of_groups(groups, &self.schema)?;
+            (groups, Some(stats))
+        } else {
+            (groups, None)
+        };
         // Hive text: fields are read as strings, then the null marker becomes
         // NULL and the rest is converted leniently (a value that does not
         // parse is NULL, as with Hive's LazySimpleSerDe).
@@ -283,11 +352,14 @@ impl TableProvider for TuskTable {
         let source = format.file_source(
             TableSchema::builder(scan_schema).with_table_partition_cols(self.partition_fields.clone()).build(),
         );
-        let conf = FileScanConfigBuilder::new(store::object_store_url(), source)
+        let mut conf = FileScanConfigBuilder::new(store::object_store_url(), source)
             .with_file_groups(groups)
             .with_projection_indices(projection.cloned())?
-            .with_limit(limit)
-            .build();
+            .with_limit(limit);
+        if let Some(stats) = statistics {
+            conf = conf.with_statistics(stats);
+        }
+        let conf = conf.build();
         let plan = format.create_physical_plan(state, conf).await?;
         if !text {
             return Ok(plan);

@@ -80,6 +80,14 @@ async fn queries_run_across_workers_beside_their_blocks() -> anyhow::Result<()> 
     assert!(sql.iter().all(|j| j.stages.len() >= 2), "{sql:?}");
     assert!(sql.iter().any(|j| j.stages[0].total >= 3), "the 4-block table was not scanned by several tasks: {sql:?}");
 
+    // A query over a small table (one file, one block) runs as one task.
+    let got = query(&mut s, "SELECT name FROM dims WHERE k % 7 = 3 ORDER BY name").await?;
+    assert_eq!(got, (0..KEYS).filter(|k| k % 7 == 3).map(|k| vec![format!("key{k:02}")]).collect::<Vec<_>>());
+    let jobs = jc.list().await?;
+    let small: Vec<_> = jobs.iter().filter(|j| j.engine == "sql" && j.name.contains("FROM dims")).collect();
+    assert_eq!(small.len(), 1, "{jobs:?}");
+    assert_eq!((small[0].stages.len(), small[0].stages[0].total), (1, 1), "{small:?}");
+
     // EXPLAIN shows the stages and where their tasks go.
     let plan = query(&mut s, "EXPLAIN SELECT k, sum(v) FROM big GROUP BY k").await?;
     let text: String = plan.iter().map(|r| format!("{}\n{}\n", r[0], r[1])).collect();

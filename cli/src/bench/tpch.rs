@@ -39,6 +39,10 @@ pub struct TpchArgs {
     /// Datanodes (each with a worker) of the local cluster.
     #[arg(long, default_value_t = 3)]
     datanodes: usize,
+    /// A query reading at most this many bytes (no file over one block)
+    /// runs as one task; 0 runs every query as stages of parallel tasks.
+    #[arg(long, default_value_t = tusk_sql::SINGLE_TASK_MAX_BYTES)]
+    single_task_max_bytes: u64,
 }
 
 /// One query, run by both engines.
@@ -80,7 +84,9 @@ async fn bench(target: &Target, jobtracker: Option<String>, args: &TpchArgs, que
          --namenode/TUSK_NAMENODE, or give neither to run on a local cluster",
     )?;
     let dfs = Client::connect(ClientConfig::new(target.namenode.clone())).await?;
-    let mut session = Session::connect(SqlConfig::new(target.namenode.clone(), jt)).await?;
+    let mut config = SqlConfig::new(target.namenode.clone(), jt);
+    config.single_task_max_bytes = args.single_task_max_bytes;
+    let mut session = Session::connect(config).await?;
 
     eprintln!("loading TPC-H scale factor {} into database {} ({} part(s) per table)", args.scale, args.db, args.parts);
     let report = tpch::load_with_progress(&mut session, &args.db, args.scale, args.parts, &mut |t: &TableLoad| {

@@ -88,7 +88,7 @@ async fn fake_worker(jobtracker: SocketAddr) -> (SocketAddr, mpsc::UnboundedRece
 async fn job_until(c: &mut JobClientProtocolClient<Channel>, id: &str, state: JobState) -> JobReport {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let r = c.get_job(GetJobRequest { job_id: id.into(), with_tasks: true }).await.unwrap().into_inner();
+        let r = c.get_job(GetJobRequest { job_id: id.into(), with_tasks: true, wait_ms: 0 }).await.unwrap().into_inner();
         if r.state == state as i32 {
             return r;
         }
@@ -165,7 +165,11 @@ async fn jobs_run_over_grpc_on_a_registered_worker() {
     let k = c.kill_job(KillJobRequest { job_id: id.clone(), user: "alice".into() }).await.unwrap().into_inner();
     assert!(!k.killed);
     assert_eq!(k.state, JobState::JobSucceeded as i32);
-    let err = c.get_job(GetJobRequest { job_id: "job_1_0404".into(), with_tasks: false }).await.unwrap_err();
+    // A waiting GetJob answers with the final state in one call.
+    let id2 = c.submit_job(submit(fake_spec(2, 1))).await.unwrap().into_inner().job_id;
+    let r2 = c.get_job(GetJobRequest { job_id: id2, with_tasks: false, wait_ms: 20_000 }).await.unwrap().into_inner();
+    assert_eq!(r2.state, JobState::JobSucceeded as i32, "{}", r2.diagnostics);
+    let err = c.get_job(GetJobRequest { job_id: "job_1_0404".into(), with_tasks: false, wait_ms: 100 }).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
     let mut u = TaskUmbilicalClient::connect(url).await.unwrap();
     let o = u

@@ -16,6 +16,9 @@ pub(crate) struct ClientService {
 
 type Res<T> = Result<Response<T>, Status>;
 
+/// The longest a GetJob waits for its job to finish (`wait_ms`).
+const MAX_JOB_WAIT_MS: u32 = 30_000;
+
 #[tonic::async_trait]
 impl JobClientProtocol for ClientService {
     async fn submit_job(&self, req: Request<SubmitJobRequest>) -> Res<SubmitJobResponse> {
@@ -37,6 +40,10 @@ impl JobClientProtocol for ClientService {
 
     async fn get_job(&self, req: Request<GetJobRequest>) -> Res<JobReport> {
         let r = req.get_ref();
+        if r.wait_ms > 0 {
+            let wait = std::time::Duration::from_millis(u64::from(r.wait_ms.min(MAX_JOB_WAIT_MS)));
+            return Ok(Response::new(self.jt.job_report_when_finished(&r.job_id, r.with_tasks, wait).await?));
+        }
         Ok(Response::new(self.jt.job_report(&r.job_id, r.with_tasks)?))
     }
 

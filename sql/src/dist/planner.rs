@@ -41,6 +41,11 @@ use super::reader::{ReadMode, ShuffleReaderExec};
 #[derive(Debug, Clone, Default)]
 pub struct BlockHosts(pub Vec<String>);
 
+/// How many DFS blocks the whole file of a scanned range spans (set by the
+/// table scan).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FileBlocks(pub usize);
+
 /// A stage of a cut plan.
 #[derive(Debug, Clone)]
 pub struct PlannedStage {

@@ -14,6 +14,14 @@ pub async fn session(cluster: &TestCluster) -> anyhow::Result<Session> {
     Ok(Session::connect(SqlConfig::new(cluster.namenode.clone(), cluster.jobtracker.clone())).await?)
 }
 
+/// A session on `cluster` that runs every query reading tables as stages
+/// of parallel tasks, however small its input (no single-task shortcut).
+pub async fn staged_session(cluster: &TestCluster) -> anyhow::Result<Session> {
+    let mut config = SqlConfig::new(cluster.namenode.clone(), cluster.jobtracker.clone());
+    config.single_task_max_bytes = 0;
+    Ok(Session::connect(config).await?)
+}
+
 /// Rows of a result set, each cell as Arrow displays it (`NULL` for nulls).
 pub fn rows(outcome: &Outcome) -> Vec<Vec<String>> {
     let Outcome::Rows { batches, .. } = outcome else {

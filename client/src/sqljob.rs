@@ -17,6 +17,13 @@
 //!   the task commit renames it to `<result_dir>/part-NNNNN.arrow` (NNNNN =
 //!   task index, 5 digits). The client reads the parts in task order once
 //!   the job succeeded and deletes `result_dir`.
+//! - With [`SqlJobSpec::write`] (INSERT, CTAS), the last stage writes table
+//!   files instead of rows: each task writes them under
+//!   `<result_dir>/_temporary/<attempt_id>/data/` (partition directories
+//!   inside) and a one-row summary as its result part; the task commit
+//!   also renames that `data` directory to `<result_dir>/task-NNNNN`.
+//!   `result_dir` is then the write's hidden staging directory, which the
+//!   client flattens and hands to the metastore's `CommitWrite`.
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +38,23 @@ pub enum SqlOutput {
     Shuffle { partitions: u32 },
     /// Result files in the DFS (the last stage).
     Result,
+}
+
+/// How the last stage of a writing job (INSERT, CTAS) writes its rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SqlWriteSpec {
+    /// The table's data columns: name and SQL type, as in the catalog.
+    pub columns: Vec<(String, String)>,
+    /// The table's storage format and its options (the catalog's words).
+    pub format: String,
+    pub format_options: std::collections::HashMap<String, String>,
+    /// The table's partition columns, in order.
+    pub partition_names: Vec<String>,
+    /// Values of the leading static partition columns; the rows carry the
+    /// dynamic ones after the data columns.
+    pub static_values: Vec<String>,
+    /// Data file names start with this (unique per statement).
+    pub file_stem: String,
 }
 
 /// A stage of a SQL job.
@@ -63,6 +87,9 @@ pub struct SqlJobSpec {
     /// Task failures allowed before the query fails (0: the jobtracker's default).
     #[serde(default)]
     pub max_attempts: u32,
+    /// Set when the last stage writes table files (see the module docs).
+    #[serde(default)]
+    pub write: Option<SqlWriteSpec>,
 }
 
 /// What one SQL task attempt is told.
@@ -85,9 +112,23 @@ pub struct SqlTaskSpec {
     pub namenode: String,
     /// Jobtracker `host:port` (TaskUmbilical).
     pub jobtracker: String,
+    /// The job's write, for a task of its last stage.
+    #[serde(default)]
+    pub write: Option<SqlWriteSpec>,
 }
 
 /// Name of a result part: `part-00003.arrow`.
 pub fn result_part_name(task_index: u32) -> String {
     format!("part-{task_index:05}.arrow")
+}
+
+/// Where a writing task's attempt puts its data files:
+/// `<result_dir>/_temporary/<attempt_id>/data`.
+pub fn attempt_data_dir(result_dir: &str, attempt_id: &str) -> String {
+    format!("{}/_temporary/{attempt_id}/data", result_dir.trim_end_matches('/'))
+}
+
+/// Where a writing task's committed data files are: `<result_dir>/task-00003`.
+pub fn task_data_dir(result_dir: &str, task_index: u32) -> String {
+    format!("{}/task-{task_index:05}", result_dir.trim_end_matches('/'))
 }

@@ -8,6 +8,11 @@ use serde::{Deserialize, Serialize};
 /// Marks a control line on the task's stdout.
 pub const PREFIX: &str = "@tusk ";
 
+/// The environment variable in which the worker gives a task process its
+/// memory limit in bytes (it kills an attempt whose processes use more),
+/// so an engine can size its buffers and spill before reaching it.
+pub const TASK_MEMORY_ENV: &str = "TUSK_TASK_MEMORY_BYTES";
+
 /// One message from a task process to the worker running it.
 ///
 /// Externally tagged JSON: `{"progress":{"progress":0.5,"status":"...",

@@ -15,11 +15,12 @@ use futures::StreamExt;
 use datafusion::logical_expr::{Expr as LExpr, cast, col};
 use datafusion::prelude::DataFrame;
 use datafusion::sql::sqlparser::ast::{CreateTable, Expr, Ident, Insert, ObjectName, Statement, TableObject};
+use tusk_client::sqljob::SqlWriteSpec;
 use tusk_proto::metastore as pb;
 
 use crate::ddl::{partition_spec, table_from_ddl};
 use crate::error::{Result, SqlError};
-use crate::exec::{Engine, catalog_error, df_error, span_of};
+use crate::exec::{Engine, Mode, catalog_error, df_error, span_of};
 use crate::format::Storage;
 use crate::outcome::Outcome;
 use crate::types;
@@ -109,6 +110,29 @@ async fn write_and_commit(
     overwrite: bool,
     create: Option<pb::Table>,
 ) -> Result<(u64, u64)> {
+    // On the workers when there are some and the query reads tables: the
+    // last stage's tasks write the files, committed like its results.
+    let mode = e.mode().await?;
+    if let Mode::Distributed { .. } = mode {
+        let name: String = format!("INSERT INTO {}.{}", t.db, t.name);
+        let plan = Box::pin(e.without_scalar_subqueries(df.logical_plan().clone(), mode, &name)).await?;
+        let physical = Box::pin(e.physical_plan(&plan, mode)).await?;
+        if crate::dist::run::reads_files(&physical) {
+            let write = SqlWriteSpec {
+                columns: t.columns.iter().map(|c| (c.name.clone(), c.data_type.clone())).collect(),
+                format: t.format.clone(),
+                format_options: t.format_options.clone(),
+                partition_names: target.partition_names.clone(),
+                static_values: target.static_values.clone(),
+                file_stem: target.file_stem.clone(),
+            };
+            let written =
+                Box::pin(crate::dist::run::run_write(&e.jobs, &e.dfs, &e.namenode, &name, physical, &target.staging, write)).await;
+            return commit(e, written, target, t, overwrite, create).await;
+        }
+        let stream = datafusion::physical_plan::execute_stream(physical, e.ctx.task_ctx()).map_err(df_error)?;
+        return commit_stream(e, stream, target, t, overwrite, create).await;
+    }
     let stream = match df.execute_stream().await {
         Ok(s) => s,
         Err(err) => return Err(df_error(err)),
@@ -126,6 +150,20 @@ async fn commit_stream(
     create: Option<pb::Table>,
 ) -> Result<(u64, u64)> {
     let written = write::write_stream(e.store.clone(), target, stream).await;
+    commit(e, written, target, t, overwrite, create).await
+}
+
+/// Commits what was written into `target.staging` into `t` (or creates
+/// `create` with it); on a failed write or commit, the staging directory
+/// is deleted.
+async fn commit(
+    e: &mut Engine,
+    written: Result<write::WriteSummary>,
+    target: &WriteTarget,
+    t: &pb::Table,
+    overwrite: bool,
+    create: Option<pb::Table>,
+) -> Result<(u64, u64)> {
     let summary = match written {
         Ok(s) => s,
         Err(err) => {

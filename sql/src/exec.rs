@@ -228,19 +228,7 @@ impl Engine {
     pub(crate) async fn run_logical(&self, plan: LogicalPlan, mode: Mode, name: &str) -> Result<Vec<RecordBatch>> {
         let state = self.ctx.state();
         if matches!(mode, Mode::Distributed { .. }) {
-            let optimized = state.optimize(&plan).map_err(df_error)?;
-            let subqueries = crate::dist::subquery::scalar_subqueries(&optimized)?;
-            let plan = if subqueries.is_empty() {
-                optimized
-            } else {
-                let mut values = HashMap::new();
-                for (i, s) in subqueries.into_iter().enumerate() {
-                    let rows = Box::pin(self.run_logical(s.subquery.as_ref().clone(), mode, name)).await?;
-                    let v = crate::dist::subquery::scalar_value(&s, &rows)?;
-                    values.insert(i, (s, v));
-                }
-                crate::dist::subquery::inline(optimized, &values)?
-            };
+            let plan = Box::pin(self.without_scalar_subqueries(plan, mode, name)).await?;
             let physical = Box::pin(self.physical_plan(&plan, mode)).await?;
             if crate::dist::run::reads_files(&physical) {
                 let (_, batches) = Box::pin(crate::dist::run::run(&self.jobs, &self.dfs, &self.namenode, name, physical)).await?;
@@ -250,6 +238,24 @@ impl Engine {
         }
         let physical = Box::pin(state.create_physical_plan(&plan)).await.map_err(df_error)?;
         Box::pin(datafusion::physical_plan::collect(physical, self.ctx.task_ctx())).await.map_err(df_error)
+    }
+
+    /// `plan` optimized, its uncorrelated scalar subqueries run first (as
+    /// queries of their own) and replaced by their values: a plan whose
+    /// stages can be shipped to the workers.
+    pub(crate) async fn without_scalar_subqueries(&self, plan: LogicalPlan, mode: Mode, name: &str) -> Result<LogicalPlan> {
+        let optimized = self.ctx.state().optimize(&plan).map_err(df_error)?;
+        let subqueries = crate::dist::subquery::scalar_subqueries(&optimized)?;
+        if subqueries.is_empty() {
+            return Ok(optimized);
+        }
+        let mut values = HashMap::new();
+        for (i, s) in subqueries.into_iter().enumerate() {
+            let rows = Box::pin(self.run_logical(s.subquery.as_ref().clone(), mode, name)).await?;
+            let v = crate::dist::subquery::scalar_value(&s, &rows)?;
+            values.insert(i, (s, v));
+        }
+        crate::dist::subquery::inline(optimized, &values)
     }
 
     /// The physical plan of `plan` for `mode`. On the workers, a query

@@ -28,10 +28,10 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 use object_store::ObjectStore;
 use tokio::io::AsyncWriteExt;
-use tusk_client::sqljob::{SqlOutput, SqlTaskSpec, result_part_name};
+use tusk_client::sqljob::{SqlOutput, SqlTaskSpec, SqlWriteSpec, attempt_data_dir, result_part_name};
 use tusk_client::{Client, ClientConfig};
 use tusk_mapreduce::api::Reporter;
-use tusk_mapreduce::control::ControlLine;
+use tusk_mapreduce::control::{ControlLine, TASK_MEMORY_ENV};
 use tusk_mapreduce::mapoutput::{INDEX_FILE, IndexEntry, OUTPUT_FILE, write_index};
 
 use crate::dist::ShuffleEnv;
@@ -49,10 +49,13 @@ pub async fn run(spec: &str, _work_dir: &Path, output_dir: &Path, scratch_dir: &
     cc.user = Some(spec.user.clone());
     let dfs = Client::connect(cc).await?;
     let store = Arc::new(DfsStore::new(dfs).with_namenode(spec.namenode.clone()));
-    let runtime = RuntimeEnvBuilder::new()
-        .with_temp_file_path(scratch_dir)
-        .build_arc()
-        .map_err(df_error)?;
+    let mut runtime = RuntimeEnvBuilder::new().with_temp_file_path(scratch_dir);
+    if let Some(limit) = memory_pool_bytes() {
+        // Sorts and aggregations spill to the scratch directory at this
+        // budget instead of the worker killing the task at its limit.
+        runtime = runtime.with_memory_limit(limit, 1.0);
+    }
+    let runtime = runtime.build_arc().map_err(df_error)?;
     store::register(&runtime, store.clone());
     let reporter = Reporter::default();
     let env = ShuffleEnv {
@@ -93,7 +96,10 @@ pub async fn run(spec: &str, _work_dir: &Path, output_dir: &Path, scratch_dir: &
                 spec.attempt_id,
                 result_part_name(spec.task_index)
             );
-            write_result(plan, part, task_ctx, store, &path).await
+            match &spec.write {
+                Some(w) => write_table(plan, part, task_ctx, store, &spec, w, &path).await,
+                None => write_result(plan, part, task_ctx, store, &path).await,
+            }
         }
     };
     ticker.abort();
@@ -102,6 +108,17 @@ pub async fn run(spec: &str, _work_dir: &Path, output_dir: &Path, scratch_dir: &
     let done = ControlLine::Done { result_json: "{}".into(), counters: reporter.counters() };
     println!("{}", done.to_line());
     Ok(())
+}
+
+/// The share of the task's memory limit (`TUSK_TASK_MEMORY_BYTES`) given
+/// to DataFusion's memory pool; the rest is for what the pool does not
+/// track (the process itself, I/O buffers, batches in flight).
+const MEMORY_POOL_SHARE: f64 = 0.6;
+
+/// DataFusion's memory budget in this task, from the worker's limit.
+fn memory_pool_bytes() -> Option<usize> {
+    let limit: u64 = std::env::var(TASK_MEMORY_ENV).ok()?.trim().parse().ok()?;
+    (limit > 0).then(|| (limit as f64 * MEMORY_POOL_SHARE) as usize)
 }
 
 /// `batch` with its string and binary view columns compacted. A view array
@@ -267,18 +284,49 @@ async fn write_shuffle(
     Ok(rows)
 }
 
+/// Runs partition `part` and writes its rows as table files under the
+/// attempt's data directory (see `tusk_client::sqljob`), then a one-row
+/// summary of the write (see [`crate::write::summary_batch`]) at
+/// `summary_path`. Returns the rows written.
+async fn write_table(
+    plan: Arc<dyn ExecutionPlan>,
+    part: usize,
+    ctx: Arc<TaskContext>,
+    store: Arc<DfsStore>,
+    spec: &SqlTaskSpec,
+    w: &SqlWriteSpec,
+    summary_path: &str,
+) -> Result<u64> {
+    let target = crate::write::WriteTarget::for_task(w, &attempt_data_dir(&spec.result_dir, &spec.attempt_id), spec.task_index)?;
+    let stream = plan.execute(part, ctx).map_err(df_error)?;
+    let summary = crate::write::write_stream(store.clone(), &target, stream).await?;
+    let batch = crate::write::summary_batch(&summary)?;
+    write_ipc(store, summary_path, &batch.schema(), futures::stream::iter([Ok(batch)])).await?;
+    Ok(summary.rows)
+}
+
 /// Runs partition `part` and writes its rows as one Arrow IPC stream at
 /// `path` in the DFS.
 async fn write_result(plan: Arc<dyn ExecutionPlan>, part: usize, ctx: Arc<TaskContext>, store: Arc<DfsStore>, path: &str) -> Result<u64> {
     let schema = plan.schema();
-    let mut stream = plan.execute(part, ctx).map_err(df_error)?;
+    let stream = plan.execute(part, ctx).map_err(df_error)?;
+    write_ipc(store, path, &schema, stream.map(|b| b.map_err(df_error))).await
+}
+
+/// Writes `stream` as one Arrow IPC stream at `path` in the DFS.
+async fn write_ipc(
+    store: Arc<DfsStore>,
+    path: &str,
+    schema: &SchemaRef,
+    mut stream: impl futures::Stream<Item = Result<RecordBatch>> + Unpin,
+) -> Result<u64> {
     let store: Arc<dyn ObjectStore> = store;
     let mut out = object_store::buffered::BufWriter::new(store, object_path(path)?);
-    let mut writer = StreamWriter::try_new_with_options(Vec::new(), &schema, ipc_options()?).map_err(SqlError::execution)?;
+    let mut writer = StreamWriter::try_new_with_options(Vec::new(), schema, ipc_options()?).map_err(SqlError::execution)?;
     let mut rows = 0u64;
     let result: Result<()> = async {
         while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(df_error)?;
+            let batch = batch?;
             rows += batch.num_rows() as u64;
             writer.write(&compact(batch)?).map_err(SqlError::execution)?;
             if writer.get_ref().len() > 8 << 20 {

@@ -7,14 +7,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, StringArray, UInt32Array};
+use datafusion::arrow::array::{Array, ArrayRef, StringArray, UInt32Array, UInt64Array};
 use datafusion::arrow::compute::{cast, take};
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
 use object_store::ObjectStore;
+use tusk_client::sqljob::SqlWriteSpec;
 use tusk_metastore::paths;
+use tusk_proto::metastore as pb;
 
 use crate::error::{Result, SqlError};
 use crate::format::{FileWriter, Storage};
@@ -40,6 +42,23 @@ pub struct WriteTarget {
     pub file_stem: String,
 }
 
+impl WriteTarget {
+    /// The target of one task of a distributed write: its attempt's data
+    /// directory, file names made unique by the task index.
+    pub fn for_task(w: &SqlWriteSpec, data_dir: &str, task_index: u32) -> Result<WriteTarget> {
+        let columns: Vec<pb::Column> =
+            w.columns.iter().map(|(name, t)| pb::Column { name: name.clone(), data_type: t.clone(), comment: String::new() }).collect();
+        Ok(WriteTarget {
+            staging: data_dir.to_string(),
+            storage: Storage::from_options(&w.format, &w.format_options)?,
+            file_schema: Arc::new(Schema::new(crate::types::arrow_fields(&columns)?)),
+            partition_names: w.partition_names.clone(),
+            static_values: w.static_values.clone(),
+            file_stem: format!("{}-{task_index:05}", w.file_stem),
+        })
+    }
+}
+
 /// What a write produced.
 #[derive(Debug, Default)]
 pub struct WriteSummary {
@@ -47,6 +66,47 @@ pub struct WriteSummary {
     pub files: u64,
     /// Values of every partition written.
     pub partitions: Vec<Vec<String>>,
+}
+
+impl WriteSummary {
+    /// Adds another task's summary (partitions kept once, in order).
+    pub fn merge(&mut self, other: WriteSummary) {
+        self.rows += other.rows;
+        self.files += other.files;
+        for p in other.partitions {
+            if !self.partitions.contains(&p) {
+                self.partitions.push(p);
+            }
+        }
+    }
+}
+
+/// A write's summary as one row (`rows`, `files`, `partitions` as JSON),
+/// how a task of a distributed write reports it.
+pub fn summary_batch(s: &WriteSummary) -> Result<RecordBatch> {
+    let partitions = serde_json::to_string(&s.partitions).map_err(SqlError::execution)?;
+    let schema = Schema::new(vec![
+        Field::new("rows", DataType::UInt64, false),
+        Field::new("files", DataType::UInt64, false),
+        Field::new("partitions", DataType::Utf8, false),
+    ]);
+    let columns: Vec<ArrayRef> =
+        vec![Arc::new(UInt64Array::from(vec![s.rows])), Arc::new(UInt64Array::from(vec![s.files])), Arc::new(StringArray::from(vec![partitions]))];
+    RecordBatch::try_new(Arc::new(schema), columns).map_err(SqlError::execution)
+}
+
+/// The summaries in `batch` (made by [`summary_batch`]).
+pub fn summaries_of(batch: &RecordBatch) -> Result<Vec<WriteSummary>> {
+    let bad = || SqlError::execution("a write task's summary is malformed");
+    let rows = batch.column_by_name("rows").and_then(|c| c.as_any().downcast_ref::<UInt64Array>()).ok_or_else(bad)?;
+    let files = batch.column_by_name("files").and_then(|c| c.as_any().downcast_ref::<UInt64Array>()).ok_or_else(bad)?;
+    let parts = batch.column_by_name("partitions").and_then(|c| c.as_any().downcast_ref::<StringArray>()).ok_or_else(bad)?;
+    (0..batch.num_rows())
+        .map(|i| {
+            let partitions: Vec<Vec<String>> = serde_json::from_str(parts.value(i)).map_err(|_| bad())?;
+            Ok(WriteSummary { rows: rows.value(i), files: files.value(i), partitions })
+        })
+        .collect()
 }
 
 /// Writes `stream` (data columns, then the dynamic partition columns) under
@@ -165,4 +225,22 @@ fn split_by_partition(batch: &RecordBatch, n_data: usize, static_values: &[Strin
             (k, Some(UInt32Array::from(idx)))
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_round_trip_and_merge() {
+        let a = WriteSummary { rows: 3, files: 2, partitions: vec![vec!["1".into()], vec!["2".into()]] };
+        let back = summaries_of(&summary_batch(&a).unwrap()).unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!((back[0].rows, back[0].files, &back[0].partitions), (3, 2, &a.partitions));
+        let mut all = WriteSummary::default();
+        all.merge(a);
+        all.merge(WriteSummary { rows: 1, files: 1, partitions: vec![vec!["2".into()], vec!["3".into()]] });
+        assert_eq!((all.rows, all.files), (4, 3));
+        assert_eq!(all.partitions, vec![vec!["1".to_string()], vec!["2".into()], vec!["3".into()]]);
+    }
 }

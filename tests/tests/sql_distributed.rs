@@ -92,6 +92,25 @@ async fn queries_run_across_workers_beside_their_blocks() -> anyhow::Result<()> 
     let plan = query(&mut s, "EXPLAIN SELECT k, sum(v) FROM big GROUP BY k").await?;
     let text: String = plan.iter().map(|r| format!("{}\n{}\n", r[0], r[1])).collect();
     assert!(text.contains("stage 0 of") && text.contains("ShuffleReaderExec") && text.contains("beside"), "{text}");
+
+    // INSERT … SELECT runs on the workers too: the last stage's tasks write
+    // the files (a dynamic-partition insert here), committed atomically.
+    exec(&mut s, "CREATE TABLE agg (k INT, c BIGINT) PARTITIONED BY (bucket INT) STORED AS PARQUET").await?;
+    exec(&mut s, "INSERT INTO agg PARTITION (bucket) SELECT k, count(*), k % 4 FROM big GROUP BY k").await?;
+    let jobs = jc.list().await?;
+    let insert: Vec<_> = jobs.iter().filter(|j| j.name == "INSERT INTO default.agg").collect();
+    assert_eq!(insert.len(), 1, "{jobs:?}");
+    assert!(insert[0].state == JobState::Succeeded && insert[0].stages.len() >= 2, "{insert:?}");
+    let writers = insert[0].stages.last().map(|st| st.total).unwrap_or(0);
+    let got = query(&mut s, "SELECT bucket, count(*), sum(c) FROM agg GROUP BY bucket ORDER BY bucket").await?;
+    let per_bucket = |b: u64| want.iter().filter(|(k, _)| **k % 4 == b).map(|(_, (c, _))| *c).sum::<u64>();
+    assert_eq!(got, (0..4).map(|b| vec![b.to_string(), (KEYS / 4).to_string(), per_bucket(b).to_string()]).collect::<Vec<_>>());
+    let client = cluster.client().await?;
+    let table_dir = "/user/hive/warehouse/agg";
+    let top: Vec<String> = client.list(table_dir).await?.into_iter().map(|f| f.name).collect();
+    assert_eq!(top, vec!["bucket=0", "bucket=1", "bucket=2", "bucket=3"], "no staging left behind");
+    let files = client.list(&format!("{table_dir}/bucket=0")).await?.len();
+    assert!(files >= 1 && files as u32 <= writers, "{files} files from {writers} writing tasks");
     Ok(())
 }
 

@@ -9,7 +9,8 @@
 //!
 //! The task runs as `<task_executable> task --engine <engine> --spec
 //! <dir>/task.json --output-dir <dir>/output --scratch-dir <dir>/scratch`
-//! with the worker's environment plus the launch's plus `TUSK_ATTEMPT_ID`.
+//! with the worker's environment plus the launch's plus `TUSK_ATTEMPT_ID`
+//! and `TUSK_TASK_MEMORY_BYTES` (its memory limit).
 //! Whatever the engine, a successful attempt's `output/file.out` and
 //! `output/file.out.index` (the map-output layout) are what
 //! `FetchMapOutput` serves.

@@ -185,6 +185,11 @@ impl Worker {
             let mut env: Vec<(String, String)> = req.env.into_iter().collect();
             env.sort();
             env.push(("TUSK_ATTEMPT_ID".into(), req.attempt_id.clone()));
+            let memory_bytes = match req.memory_bytes {
+                0 => self.settings.default_memory_bytes,
+                m => m,
+            };
+            env.push((tusk_mapreduce::control::TASK_MEMORY_ENV.into(), memory_bytes.to_string()));
             AttemptPlan {
                 attempt_id: req.attempt_id,
                 engine,
@@ -192,10 +197,7 @@ impl Worker {
                 spec_json: req.spec_json,
                 env,
                 program: self.settings.task_executable.clone(),
-                memory_bytes: match req.memory_bytes {
-                    0 => self.settings.default_memory_bytes,
-                    m => m,
-                },
+                memory_bytes,
                 progress_timeout: (req.progress_timeout_ms > 0).then(|| Duration::from_millis(req.progress_timeout_ms)),
             }
         };

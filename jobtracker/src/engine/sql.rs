@@ -10,7 +10,9 @@ use futures::future::BoxFuture;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use tusk_client::sqljob::{SQL_ENGINE, SqlJobSpec, SqlOutput, SqlTaskSpec, result_part_name};
+use tusk_client::sqljob::{
+    SQL_ENGINE, SqlJobSpec, SqlOutput, SqlTaskSpec, attempt_data_dir, result_part_name, task_data_dir,
+};
 use tusk_client::{Client, ErrorKind};
 
 use super::{Attached, Engine, EngineDefaults, JobUser, LaunchPlan};
@@ -161,6 +163,27 @@ impl SqlEngine {
 }
 
 /// Deletes `path` (recursively); a missing path is fine.
+/// Renames a writing attempt's data directory to its task's. Idempotent:
+/// with the attempt's directory gone and the task's there, it is done; a
+/// task directory left by an earlier, interrupted commit of another
+/// attempt is replaced.
+async fn commit_data(client: &Client, src: &str, dst: &str) -> Result<()> {
+    match client.try_stat(src).await {
+        Ok(None) => {
+            return match client.try_stat(dst).await {
+                Ok(Some(_)) => Ok(()),
+                // The attempt wrote no rows, so no data directory.
+                Ok(None) => Ok(()),
+                Err(e) => Err(dfs_error(e)),
+            };
+        }
+        Ok(Some(_)) => {}
+        Err(e) => return Err(dfs_error(e)),
+    }
+    delete_if_there(client, dst).await?;
+    client.rename(src, dst, false).await.map_err(dfs_error)
+}
+
 async fn delete_if_there(client: &Client, path: &str) -> Result<()> {
     match client.delete(path, true).await {
         Ok(_) => Ok(()),
@@ -210,6 +233,7 @@ impl Engine for SqlEngine {
             result_dir: job.spec.result_dir.clone(),
             namenode: job.spec.namenode.clone(),
             jobtracker: self.jobtracker_addr.clone(),
+            write: if stage.output == SqlOutput::Result { job.spec.write.clone() } else { None },
         };
         let spec_json = serde_json::to_string(&spec)
             .map_err(|e| JobtrackerError::Internal(format!("{}: encoding: {e}", l.attempt_id)))?;
@@ -236,6 +260,9 @@ impl Engine for SqlEngine {
                 return Ok(());
             }
             let dir = &job.spec.result_dir;
+            if job.spec.write.is_some() {
+                commit_data(&client, &attempt_data_dir(dir, attempt_id), &task_data_dir(dir, index)).await?;
+            }
             let part = result_part_name(index);
             let src = tusk_common::path::join(&attempt_dir(dir, attempt_id), &part);
             let dst = tusk_common::path::join(dir, &part);

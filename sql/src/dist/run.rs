@@ -12,18 +12,21 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::physical_plan::ExecutionPlan;
-use tusk_client::sqljob::{SQL_ENGINE, SqlJobSpec, SqlStageSpec, result_part_name};
+use tusk_client::sqljob::{SQL_ENGINE, SqlJobSpec, SqlStageSpec, SqlWriteSpec, result_part_name};
 use tusk_client::{JobClient, JobState};
 
 use super::codec::encode_plan;
 use super::planner::{FileBlocks, PlannedStage, cut};
 use crate::error::{Result, SqlError};
 use crate::exec::df_error;
+use crate::write::{MAX_DYNAMIC_PARTITIONS, WriteSummary, summaries_of};
 
 /// True when the plan reads table files (worth distributing); plans over
 /// literals alone run in the client.
 pub(crate) fn reads_files(plan: &Arc<dyn ExecutionPlan>) -> bool {
-    if (plan.as_ref() as &dyn std::any::Any).is::<DataSourceExec>() {
+    if let Some(ds) = (plan.as_ref() as &dyn std::any::Any).downcast_ref::<DataSourceExec>()
+        && ds.data_source().downcast_ref::<FileScanConfig>().is_some()
+    {
         return true;
     }
     plan.children().into_iter().any(reads_files)
@@ -64,12 +67,82 @@ pub(crate) async fn run(
     name: &str,
     plan: Arc<dyn ExecutionPlan>,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let t0 = std::time::Instant::now();
-    let tm = |what: &str| if std::env::var_os("TUSK_T").is_some() { eprintln!("T client {what} {:?} @{}", t0.elapsed(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)); };
     let schema = plan.schema();
+    let result_dir = format!("/tmp/tusk-sql/{}/{}", dfs.user(), uuid::Uuid::new_v4().simple());
+    let outcome = run_job(jobs, dfs, namenode, name, plan, &result_dir, None).await;
+    let _ = dfs.delete(&result_dir, true).await;
+    Ok((schema, outcome?))
+}
+
+/// Runs `plan` (data columns, then the dynamic partition columns) as a job
+/// whose last stage's tasks write table files as `write` says, into the
+/// hidden directory `staging`. Returns what was written, with the files in
+/// `staging`'s partition directories, ready for the metastore's
+/// `CommitWrite`. On error the caller deletes `staging`.
+pub(crate) async fn run_write(
+    jobs: &JobClient,
+    dfs: &tusk_client::Client,
+    namenode: &str,
+    name: &str,
+    plan: Arc<dyn ExecutionPlan>,
+    staging: &str,
+    write: SqlWriteSpec,
+) -> Result<WriteSummary> {
+    let parts = run_job(jobs, dfs, namenode, name, plan, staging, Some(write)).await?;
+    let mut summary = WriteSummary::default();
+    for batch in &parts {
+        for s in summaries_of(batch)? {
+            summary.merge(s);
+        }
+    }
+    if summary.partitions.len() > MAX_DYNAMIC_PARTITIONS {
+        return Err(SqlError::invalid(format!(
+            "the INSERT creates more than {MAX_DYNAMIC_PARTITIONS} partitions (hive.exec.max.dynamic.partitions)"
+        )));
+    }
+    // Each task's files are in `task-NNNNN/`: move them up (file names
+    // carry the task index, so they never collide).
+    for entry in dfs.list(staging).await? {
+        let dir = format!("{}/{}", staging.trim_end_matches('/'), entry.name);
+        if entry.is_dir && entry.name.starts_with("task-") {
+            Box::pin(move_tree(dfs, &dir, staging)).await?;
+            dfs.delete(&dir, true).await?;
+        } else if !entry.is_dir && entry.name.starts_with("part-") && entry.name.ends_with(".arrow") {
+            dfs.delete(&dir, false).await?;
+        }
+    }
+    Ok(summary)
+}
+
+/// Moves every file below `src` to the same relative path below `dst`.
+async fn move_tree(dfs: &tusk_client::Client, src: &str, dst: &str) -> Result<()> {
+    for entry in dfs.list(src).await? {
+        let from = format!("{}/{}", src.trim_end_matches('/'), entry.name);
+        let to = format!("{}/{}", dst.trim_end_matches('/'), entry.name);
+        if entry.is_dir {
+            dfs.mkdirs(&to, None, true).await?;
+            Box::pin(move_tree(dfs, &from, &to)).await?;
+        } else {
+            dfs.rename(&from, &to, false).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Cuts `plan` into stages, runs them as one job with its results (or
+/// write summaries) in `result_dir`, and returns the last stage's rows in
+/// task order.
+async fn run_job(
+    jobs: &JobClient,
+    dfs: &tusk_client::Client,
+    namenode: &str,
+    name: &str,
+    plan: Arc<dyn ExecutionPlan>,
+    result_dir: &str,
+    write: Option<SqlWriteSpec>,
+) -> Result<Vec<RecordBatch>> {
     let planned = stages(plan)?;
     let tasks = planned.last().map(|s| s.tasks()).unwrap_or(0);
-    let result_dir = format!("/tmp/tusk-sql/{}/{}", dfs.user(), uuid::Uuid::new_v4().simple());
     let mut stages = Vec::with_capacity(planned.len());
     for (i, s) in planned.into_iter().enumerate() {
         stages.push(SqlStageSpec {
@@ -80,39 +153,35 @@ pub(crate) async fn run(
             output: s.output,
         });
     }
-    let spec = SqlJobSpec { name: name.to_string(), stages, result_dir: result_dir.clone(), namenode: namenode.to_string(), max_attempts: 0 };
+    let spec = SqlJobSpec {
+        name: name.to_string(),
+        stages,
+        result_dir: result_dir.to_string(),
+        namenode: namenode.to_string(),
+        max_attempts: 0,
+        write,
+    };
     let json = serde_json::to_string(&spec).map_err(|e| SqlError::Execution(format!("encoding the job: {e}")))?;
-    tm("encoded");
-    dfs.mkdirs(&result_dir, None, true).await?;
-    tm("mkdirs");
-    let outcome = async {
-        let job_id = jobs.submit(SQL_ENGINE, &json).await.map_err(|e| SqlError::Execution(e.to_string()))?;
-        tm("submitted");
-        let report = wait(jobs, &job_id).await?;
-        tm("finished");
-        if report.state != JobState::Succeeded {
-            return Err(SqlError::Execution(format!("query {job_id} {}: {}", report.state.as_str().to_lowercase(), report.diagnostics)));
-        }
-        let mut batches = Vec::new();
-        for t in 0..tasks {
-            let path = format!("{result_dir}/{}", result_part_name(t as u32));
-            let bytes = dfs.read_all(&path).await?;
-            if bytes.is_empty() {
-                continue;
-            }
-            let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None)
-                .map_err(|e| SqlError::Execution(format!("{path}: {e}")))?;
-            for b in reader {
-                batches.push(b.map_err(|e| SqlError::Execution(format!("{path}: {e}")))?);
-            }
-        }
-        tm("read");
-        Ok(batches)
+    dfs.mkdirs(result_dir, None, true).await?;
+    let job_id = jobs.submit(SQL_ENGINE, &json).await.map_err(|e| SqlError::Execution(e.to_string()))?;
+    let report = wait(jobs, &job_id).await?;
+    if report.state != JobState::Succeeded {
+        return Err(SqlError::Execution(format!("query {job_id} {}: {}", report.state.as_str().to_lowercase(), report.diagnostics)));
     }
-    .await;
-    let _ = dfs.delete(&result_dir, true).await;
-    tm("deleted");
-    Ok((schema, outcome?))
+    let mut batches = Vec::new();
+    for t in 0..tasks {
+        let path = format!("{}/{}", result_dir.trim_end_matches('/'), result_part_name(t as u32));
+        let bytes = dfs.read_all(&path).await?;
+        if bytes.is_empty() {
+            continue;
+        }
+        let reader =
+            StreamReader::try_new(std::io::Cursor::new(bytes), None).map_err(|e| SqlError::Execution(format!("{path}: {e}")))?;
+        for b in reader {
+            batches.push(b.map_err(|e| SqlError::Execution(format!("{path}: {e}")))?);
+        }
+    }
+    Ok(batches)
 }
 
 /// Waits for the job to be over: the jobtracker answers as soon as it is

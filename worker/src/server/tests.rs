@@ -32,7 +32,7 @@ done
 echo $$ > pid
 case "$MODE" in
   ok)
-    echo "plain output from $TUSK_ATTEMPT_ID in $(pwd)"
+    echo "plain output from $TUSK_ATTEMPT_ID in $(pwd) within $TUSK_TASK_MEMORY_BYTES bytes"
     test -d "$SCRATCH" || exit 9
     echo '@tusk {"progress":{"progress":0.5,"status":"halfway","counters":[["G","N",1]]}}'
     echo '@tusk {"done":{"result_json":"{\"partition_bytes\":[3]}","counters":[["G","N",2]]}}'
@@ -200,7 +200,8 @@ async fn a_task_that_reports_done_succeeds() {
     assert_eq!(std::fs::read_to_string(dir.join("task.json")).unwrap(), "{\"fake\":0}");
     let out = s.log(&attempt(0), "stdout").await;
     let cwd = std::fs::canonicalize(&dir).unwrap().join("work");
-    assert_eq!(out, format!("plain output from {} in {}\n", attempt(0), cwd.display()));
+    // The task learns its id and its memory limit (the default, 1 GiB).
+    assert_eq!(out, format!("plain output from {} in {} within {} bytes\n", attempt(0), cwd.display(), 1u64 << 30));
     // A finished attempt keeps its logs and, having succeeded, its output.
     eventually("work/ and scratch/ to go", || !dir.join("work").exists() && !dir.join("scratch").exists()).await;
     assert!(dir.join("output").is_dir() && dir.join("stderr").is_file());

@@ -28,6 +28,7 @@ fn join_spec() -> SqlJobSpec {
         result_dir: "/tmp/tusk-sql/q1/".into(),
         namenode: "nn:8020".into(),
         max_attempts: 0,
+        write: None,
     }
 }
 
@@ -141,6 +142,7 @@ async fn a_single_stage_query_writes_the_result_directly() {
         result_dir: "/r".into(),
         namenode: "nn:1".into(),
         max_attempts: 0,
+        write: None,
     };
     let d = engine().plan("alice", &json(&spec)).await.unwrap();
     assert_eq!(d.stages.len(), 1);
@@ -169,6 +171,7 @@ async fn attempts_get_their_stage_s_task_spec() {
         result_dir: "/tmp/tusk-sql/q1".into(),
         namenode: "nn:8020".into(),
         jobtracker: "10.0.0.1:8021".into(),
+        write: None,
     };
     assert_eq!(t, want);
     let t: SqlTaskSpec = serde_json::from_str(&e.launch(&launch(0, 0)).unwrap().spec_json).unwrap();
@@ -197,4 +200,25 @@ fn a_stored_doc_that_is_not_a_sql_job_cannot_be_attached() {
     let e = engine();
     let err = e.attach("job_1_0001", "alice", &serde_json::json!({"spec": {}})).unwrap_err();
     assert!(err.to_string().contains("stored SQL job unreadable"), "{err}");
+}
+
+#[tokio::test]
+async fn a_write_reaches_the_last_stage_s_tasks_only() {
+    let e = engine();
+    let mut spec = join_spec();
+    let write = tusk_client::sqljob::SqlWriteSpec {
+        columns: vec![("k".into(), "int".into())],
+        format: "parquet".into(),
+        format_options: Default::default(),
+        partition_names: vec!["day".into()],
+        static_values: vec![],
+        file_stem: "part-x".into(),
+    };
+    spec.write = Some(write.clone());
+    let d = e.plan("alice", &json(&spec)).await.unwrap();
+    e.attach("job_1_0001", "alice", &d.doc).unwrap();
+    let last: SqlTaskSpec = serde_json::from_str(&e.launch(&launch(2, 1)).unwrap().spec_json).unwrap();
+    assert_eq!(last.write, Some(write));
+    let scan: SqlTaskSpec = serde_json::from_str(&e.launch(&launch(0, 0)).unwrap().spec_json).unwrap();
+    assert_eq!(scan.write, None);
 }

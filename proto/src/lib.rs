@@ -41,5 +41,6 @@ pub mod bench {
 }
 
 /// Version of the RPC and data-transfer protocols. Peers with another
-/// version are refused with a clear error.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// version are refused with a clear error. 3: `GetJobRequest.wait_ms`, SQL
+/// jobs that write table files.
+pub const PROTOCOL_VERSION: u32 = 3;

@@ -118,7 +118,7 @@ const MEMORY_POOL_SHARE: f64 = 0.6;
 /// DataFusion's memory budget in this task, from the worker's limit.
 fn memory_pool_bytes() -> Option<usize> {
     let limit: u64 = std::env::var(TASK_MEMORY_ENV).ok()?.trim().parse().ok()?;
-    (limit > 0).then(|| (limit as f64 * MEMORY_POOL_SHARE) as usize)
+    (limit > 0).then_some((limit as f64 * MEMORY_POOL_SHARE) as usize)
 }
 
 /// `batch` with its string and binary view columns compacted. A view array

@@ -127,7 +127,7 @@ async fn write_and_commit(
                 file_stem: target.file_stem.clone(),
             };
             let written =
-                Box::pin(crate::dist::run::run_write(&e.jobs, &e.dfs, &e.namenode, &name, physical, &target.staging, write)).await;
+                Box::pin(crate::dist::run::run_write(e, &name, physical, &target.staging, write)).await;
             return commit(e, written, target, t, overwrite, create).await;
         }
         let stream = datafusion::physical_plan::execute_stream(physical, e.ctx.task_ctx()).map_err(df_error)?;

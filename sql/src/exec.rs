@@ -231,7 +231,7 @@ impl Engine {
             let plan = Box::pin(self.without_scalar_subqueries(plan, mode, name)).await?;
             let physical = Box::pin(self.physical_plan(&plan, mode)).await?;
             if crate::dist::run::reads_files(&physical) {
-                let (_, batches) = Box::pin(crate::dist::run::run(&self.jobs, &self.dfs, &self.namenode, name, physical)).await?;
+                let (_, batches) = Box::pin(crate::dist::run::run(self, name, physical)).await?;
                 return Ok(batches);
             }
             return Box::pin(datafusion::physical_plan::collect(physical, self.ctx.task_ctx())).await.map_err(df_error);

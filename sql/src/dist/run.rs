@@ -18,7 +18,7 @@ use tusk_client::{JobClient, JobState};
 use super::codec::encode_plan;
 use super::planner::{FileBlocks, PlannedStage, cut};
 use crate::error::{Result, SqlError};
-use crate::exec::df_error;
+use crate::exec::{Engine, df_error};
 use crate::write::{MAX_DYNAMIC_PARTITIONS, WriteSummary, summaries_of};
 
 /// True when the plan reads table files (worth distributing); plans over
@@ -60,17 +60,11 @@ pub(crate) fn stages(plan: Arc<dyn ExecutionPlan>) -> Result<Vec<PlannedStage>> 
 }
 
 /// Runs `plan` as a job; returns its rows in task order.
-pub(crate) async fn run(
-    jobs: &JobClient,
-    dfs: &tusk_client::Client,
-    namenode: &str,
-    name: &str,
-    plan: Arc<dyn ExecutionPlan>,
-) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+pub(crate) async fn run(e: &Engine, name: &str, plan: Arc<dyn ExecutionPlan>) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let schema = plan.schema();
-    let result_dir = format!("/tmp/tusk-sql/{}/{}", dfs.user(), uuid::Uuid::new_v4().simple());
-    let outcome = run_job(jobs, dfs, namenode, name, plan, &result_dir, None).await;
-    let _ = dfs.delete(&result_dir, true).await;
+    let result_dir = format!("/tmp/tusk-sql/{}/{}", e.dfs.user(), uuid::Uuid::new_v4().simple());
+    let outcome = run_job(e, name, plan, &result_dir, None).await;
+    let _ = e.dfs.delete(&result_dir, true).await;
     Ok((schema, outcome?))
 }
 
@@ -80,15 +74,14 @@ pub(crate) async fn run(
 /// `staging`'s partition directories, ready for the metastore's
 /// `CommitWrite`. On error the caller deletes `staging`.
 pub(crate) async fn run_write(
-    jobs: &JobClient,
-    dfs: &tusk_client::Client,
-    namenode: &str,
+    e: &Engine,
     name: &str,
     plan: Arc<dyn ExecutionPlan>,
     staging: &str,
     write: SqlWriteSpec,
 ) -> Result<WriteSummary> {
-    let parts = run_job(jobs, dfs, namenode, name, plan, staging, Some(write)).await?;
+    let parts = run_job(e, name, plan, staging, Some(write)).await?;
+    let dfs = &e.dfs;
     let mut summary = WriteSummary::default();
     for batch in &parts {
         for s in summaries_of(batch)? {
@@ -133,14 +126,13 @@ async fn move_tree(dfs: &tusk_client::Client, src: &str, dst: &str) -> Result<()
 /// write summaries) in `result_dir`, and returns the last stage's rows in
 /// task order.
 async fn run_job(
-    jobs: &JobClient,
-    dfs: &tusk_client::Client,
-    namenode: &str,
+    e: &Engine,
     name: &str,
     plan: Arc<dyn ExecutionPlan>,
     result_dir: &str,
     write: Option<SqlWriteSpec>,
 ) -> Result<Vec<RecordBatch>> {
+    let (jobs, dfs) = (&e.jobs, &e.dfs);
     let planned = stages(plan)?;
     let tasks = planned.last().map(|s| s.tasks()).unwrap_or(0);
     let mut stages = Vec::with_capacity(planned.len());
@@ -157,7 +149,7 @@ async fn run_job(
         name: name.to_string(),
         stages,
         result_dir: result_dir.to_string(),
-        namenode: namenode.to_string(),
+        namenode: e.namenode.clone(),
         max_attempts: 0,
         write,
     };

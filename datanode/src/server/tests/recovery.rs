@@ -233,9 +233,14 @@ async fn the_block_scanner_reports_a_flipped_byte_and_a_vanished_file() {
     let (_, acks) = write_block(std::slice::from_ref(&addr), 904, &payload(10_000), None).await;
     assert_eq!(acks.len(), 2);
     let path = find(t.path(), "blk_903").pop().unwrap();
-    let mut bytes = std::fs::read(&path).unwrap();
-    bytes[66_000] ^= 0x08;
-    std::fs::write(&path, &bytes).unwrap();
+    // Flip the byte in place: rewriting the whole file would let the
+    // scanner (every 100 ms) catch it truncated.
+    let bytes = std::fs::read(&path).unwrap();
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(&[bytes[66_000] ^ 0x08], 66_000).unwrap();
+    }
     std::fs::remove_file(find(t.path(), "blk_904").pop().unwrap()).unwrap();
 
     poll_until("the bad block report", || !stub.0.lock().bad_blocks.is_empty()).await;

@@ -30,6 +30,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::projection::ProjectionExec;
 use object_store::{ObjectMeta, ObjectStore};
+use parking_lot::Mutex;
 use tusk_client::BlockLocation;
 use tusk_metastore::paths;
 use tusk_proto::metastore as pb;
@@ -52,6 +53,9 @@ pub struct TuskTable {
     storage: Storage,
     store: Arc<DfsStore>,
     stats: Arc<StatsCache>,
+    /// Listings made for this statement, by directories: a statement
+    /// planned twice (see `Engine::physical_plan`) lists once.
+    listed: Mutex<HashMap<Vec<String>, Vec<Listed>>>,
 }
 
 /// One partition directory to read and the values of its partition columns.
@@ -68,7 +72,7 @@ impl TuskTable {
         let file_schema = Arc::new(Schema::new(data.clone()));
         let schema = Arc::new(Schema::new(data.into_iter().chain(partition_fields.iter().cloned()).collect::<Vec<_>>()));
         let storage = Storage::of(&table)?;
-        Ok(TuskTable { table, partitions, schema, file_schema, partition_fields, storage, store, stats })
+        Ok(TuskTable { table, partitions, schema, file_schema, partition_fields, storage, store, stats, listed: Mutex::default() })
     }
 
     /// Directory of a registered partition.
@@ -310,7 +314,16 @@ impl TableProvider for TuskTable {
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let dirs = self.pruned_dirs(state, filters).map_err(to_df)?;
-        let listed = self.list(&dirs).await.map_err(to_df)?;
+        let key: Vec<String> = dirs.iter().map(|d| d.dir.clone()).collect();
+        let cached = self.listed.lock().get(&key).cloned();
+        let listed = match cached {
+            Some(l) => l,
+            None => {
+                let l = self.list(&dirs).await.map_err(to_df)?;
+                self.listed.lock().insert(key, l.clone());
+                l
+            }
+        };
         let with_stats = self.storage.format == Format::Parquet;
         let facts = if with_stats {
             let metas: Vec<ObjectMeta> = listed.iter().map(|l| l.meta.clone()).collect();

@@ -27,8 +27,26 @@ pub struct TaskArgs {
     scratch_dir: PathBuf,
 }
 
+/// glibc's malloc serves large blocks (128 KiB and up, at first) with
+/// `mmap` and gives them back with `munmap` when freed, so each new batch
+/// buffer costs fresh page faults; a long-lived process raises that
+/// threshold as it goes, a task process lives too briefly to. Blocks up
+/// to 32 MiB (glibc's ceiling) come from the heap from the start, and freed
+/// memory stays in the process (it ends soon anyway). Measured on TPC-H
+/// SF1: about 3% less CPU over the 22 queries.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; it is called before
+    // the task allocates anything large.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
 pub async fn run(args: TaskArgs) -> anyhow::Result<ExitCode> {
     tusk_common::logging::init("warn");
+    keep_freed_memory();
     kill_group_on_sigterm()?;
     match run_attempt(args).await {
         Ok(()) => Ok(ExitCode::SUCCESS),

@@ -166,6 +166,7 @@ pub(crate) fn worker_info(w: &Worker, _now: i64) -> pb::WorkerInfo {
         rack: w.rack.clone(),
         datanode: w.datanode.clone(),
         slots: w.slots,
+        cores: w.cores,
         running: w.running.len() as u32,
         last_contact_ms: w.last_contact_ms,
         live: w.live,

@@ -12,6 +12,9 @@ pub const PREFIX: &str = "@tusk ";
 /// memory limit in bytes (it kills an attempt whose processes use more),
 /// so an engine can size its buffers and spill before reaching it.
 pub const TASK_MEMORY_ENV: &str = "TUSK_TASK_MEMORY_BYTES";
+/// Environment variable naming the host of the worker running the task (a
+/// shuffle reads map outputs on that host straight from their files).
+pub const WORKER_HOST_ENV: &str = "TUSK_WORKER_HOST";
 
 /// One message from a task process to the worker running it.
 ///

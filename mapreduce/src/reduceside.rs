@@ -93,6 +93,10 @@ pub struct ShuffleTask {
     /// The upstream stage whose outputs are fetched (SQL jobs read several);
     /// `None`: the asking stage's first upstream (the maps).
     pub upstream_stage: Option<u32>,
+    /// Host of the worker running this task ([`crate::control::WORKER_HOST_ENV`]):
+    /// map outputs on that host are read from their files, not streamed.
+    /// Empty: always streamed.
+    pub host: String,
 }
 
 /// Fetches this reducer's partition of every map; the segments come back

@@ -117,7 +117,7 @@ async fn write_and_commit(
         let name: String = format!("INSERT INTO {}.{}", t.db, t.name);
         let plan = Box::pin(e.without_scalar_subqueries(df.logical_plan().clone(), mode, &name)).await?;
         let physical = Box::pin(e.physical_plan(&plan, mode)).await?;
-        if crate::dist::run::reads_files(&physical) {
+        if crate::dist::run::reads_files(&physical.plan) {
             let write = SqlWriteSpec {
                 columns: t.columns.iter().map(|c| (c.name.clone(), c.data_type.clone())).collect(),
                 format: t.format.clone(),
@@ -130,7 +130,7 @@ async fn write_and_commit(
                 Box::pin(crate::dist::run::run_write(e, &name, physical, &target.staging, write)).await;
             return commit(e, written, target, t, overwrite, create).await;
         }
-        let stream = datafusion::physical_plan::execute_stream(physical, e.ctx.task_ctx()).map_err(df_error)?;
+        let stream = datafusion::physical_plan::execute_stream(physical.plan, e.ctx.task_ctx()).map_err(df_error)?;
         return commit_stream(e, stream, target, t, overwrite, create).await;
     }
     let stream = match df.execute_stream().await {

@@ -61,8 +61,19 @@ pub(crate) struct Engine {
 pub(crate) enum Mode {
     /// In this process.
     Local,
-    /// On the workers, with this many slots in all.
-    Distributed { slots: usize },
+    /// On the workers, `slots` tasks at a time (their slots, at most the
+    /// cores of their machines: workers sharing a machine share its
+    /// cores); `cores`: the most CPU cores of one worker's machine (the
+    /// threads of a one-task query).
+    Distributed { slots: usize, cores: usize },
+}
+
+/// A physical plan made for the workers.
+pub(crate) struct Physical {
+    pub(crate) plan: Arc<dyn ExecutionPlan>,
+    /// Small enough to run whole in one task (its partitions on the task's
+    /// threads) instead of as stages.
+    pub(crate) one_task: bool,
 }
 
 impl Engine {
@@ -183,13 +194,23 @@ impl Engine {
         } else {
             let status = self.jobs.cluster_status().await.map_err(|e| SqlError::Execution(e.to_string()))?;
             let slots: usize = status.live_workers().map(|w| w.slots as usize).sum();
-            if slots == 0 { Mode::Local } else { Mode::Distributed { slots } }
+            let cores = status.live_workers().map(|w| w.cores as usize).max().unwrap_or(0).max(1);
+            // Workers sharing a machine share its cores: a stage gets no
+            // more tasks than the machines have cores in all.
+            let mut per_host: HashMap<&str, usize> = HashMap::new();
+            for w in status.live_workers() {
+                let c = per_host.entry(w.host.as_str()).or_default();
+                *c = (*c).max(w.cores as usize);
+            }
+            let machine_cores: usize = per_host.values().sum();
+            let slots = if machine_cores > 0 { slots.min(machine_cores) } else { slots };
+            if slots == 0 { Mode::Local } else { Mode::Distributed { slots, cores } }
         };
         let state = self.ctx.state_ref();
         let mut state = state.write();
         let opts = state.config_mut().options_mut();
         let distributed = matches!(mode, Mode::Distributed { .. });
-        if let Mode::Distributed { slots } = mode {
+        if let Mode::Distributed { slots, .. } = mode {
             opts.execution.target_partitions = slots.max(1);
             // A join side this small is built once per probe task from a
             // broadcast copy instead of shuffling both sides (Hive's and
@@ -230,11 +251,11 @@ impl Engine {
         if matches!(mode, Mode::Distributed { .. }) {
             let plan = Box::pin(self.without_scalar_subqueries(plan, mode, name)).await?;
             let physical = Box::pin(self.physical_plan(&plan, mode)).await?;
-            if crate::dist::run::reads_files(&physical) {
+            if crate::dist::run::reads_files(&physical.plan) {
                 let (_, batches) = Box::pin(crate::dist::run::run(self, name, physical)).await?;
                 return Ok(batches);
             }
-            return Box::pin(datafusion::physical_plan::collect(physical, self.ctx.task_ctx())).await.map_err(df_error);
+            return Box::pin(datafusion::physical_plan::collect(physical.plan, self.ctx.task_ctx())).await.map_err(df_error);
         }
         let physical = Box::pin(state.create_physical_plan(&plan)).await.map_err(df_error)?;
         Box::pin(datafusion::physical_plan::collect(physical, self.ctx.task_ctx())).await.map_err(df_error)
@@ -260,20 +281,22 @@ impl Engine {
 
     /// The physical plan of `plan` for `mode`. On the workers, a query
     /// small enough ([`SqlConfig::single_task_max_bytes`]) is planned again
-    /// as one partition: one stage of one task.
-    pub(crate) async fn physical_plan(&self, plan: &LogicalPlan, mode: Mode) -> Result<Arc<dyn ExecutionPlan>> {
+    /// with one partition per core of a worker, to run whole in one task.
+    pub(crate) async fn physical_plan(&self, plan: &LogicalPlan, mode: Mode) -> Result<Physical> {
         let mut state = self.ctx.state();
         let physical = Box::pin(state.create_physical_plan(plan)).await.map_err(df_error)?;
-        let Mode::Distributed { slots } = mode else { return Ok(physical) };
-        if slots <= 1 || !crate::dist::run::reads_files(&physical) {
-            return Ok(physical);
+        let staged = Physical { plan: physical, one_task: false };
+        let Mode::Distributed { slots, cores } = mode else { return Ok(staged) };
+        if slots <= 1 || !crate::dist::run::reads_files(&staged.plan) {
+            return Ok(staged);
         }
-        match crate::dist::run::scan_size(&physical) {
+        match crate::dist::run::scan_size(&staged.plan) {
             Some(bytes) if bytes <= self.single_task_max_bytes => {
-                state.config_mut().options_mut().execution.target_partitions = 1;
-                Box::pin(state.create_physical_plan(plan)).await.map_err(df_error)
+                state.config_mut().options_mut().execution.target_partitions = cores;
+                let plan = Box::pin(state.create_physical_plan(plan)).await.map_err(df_error)?;
+                Ok(Physical { plan, one_task: true })
             }
-            _ => Ok(physical),
+            _ => Ok(staged),
         }
     }
 

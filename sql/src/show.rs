@@ -223,12 +223,12 @@ pub(crate) async fn explain(e: &mut Engine, stmt: Statement, analyze: bool, verb
     let physical = Box::pin(e.physical_plan(df.logical_plan(), mode)).await?;
     let mut rows = vec![
         vec!["logical_plan".to_string(), logical],
-        vec!["physical_plan".to_string(), displayable(physical.as_ref()).indent(verbose).to_string()],
+        vec!["physical_plan".to_string(), displayable(physical.plan.as_ref()).indent(verbose).to_string()],
     ];
-    if let Mode::Distributed { slots } = mode
-        && crate::dist::run::reads_files(&physical)
+    if let Mode::Distributed { slots, .. } = mode
+        && crate::dist::run::reads_files(&physical.plan)
     {
-        let stages = crate::dist::run::stages(physical.clone())?;
+        let stages = crate::dist::run::stages(&physical)?;
         let n = stages.len();
         for (i, st) in stages.iter().enumerate() {
             let what = match st.output {
@@ -254,20 +254,23 @@ pub(crate) async fn explain(e: &mut Engine, stmt: Statement, analyze: bool, verb
                 ),
             ]);
         }
-        rows.push(vec!["cluster".to_string(), format!("{slots} worker slot(s)")]);
+        rows.push(vec![
+            "cluster".to_string(),
+            format!("up to {slots} task(s) per stage (the workers' slots, at most their machines' cores)"),
+        ]);
     } else {
         rows.push(vec!["execution".to_string(), "in the client (no workers, or no table read)".to_string()]);
     }
     if analyze {
         let t = std::time::Instant::now();
-        let batches = datafusion::physical_plan::collect(physical.clone(), e.ctx.task_ctx()).await.map_err(df_error)?;
+        let batches = datafusion::physical_plan::collect(physical.plan.clone(), e.ctx.task_ctx()).await.map_err(df_error)?;
         let n: usize = batches.iter().map(|b| b.num_rows()).sum();
         rows.push(vec![
             "analyze".to_string(),
             format!(
                 "{n} rows in {:.3} s\n{}",
                 t.elapsed().as_secs_f64(),
-                datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(physical.as_ref()).indent(verbose)
+                datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(physical.plan.as_ref()).indent(verbose)
             ),
         ]);
     }

@@ -149,7 +149,9 @@ async fn supervise(
     let mut kill_open = true;
     let mut done: Option<Done> = None;
     let mut latest = Counters::default();
-    let mut memory = tokio::time::interval(MEMORY_CHECK);
+    // The first measure after one period: most tasks are over sooner, and
+    // a measure walks /proc.
+    let mut memory = tokio::time::interval_at(Instant::now() + MEMORY_CHECK, MEMORY_CHECK);
     memory.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let far = Duration::from_secs(100 * 365 * 24 * 3600);
     let watch_memory = plan.memory_bytes > 0;

@@ -184,6 +184,7 @@ impl JobtrackerActor {
                 slots: self.worker.settings.slots,
                 memory_bytes: self.announcement.memory_bytes,
                 runtime: self.worker.runtime_name().to_string(),
+                cores: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),
             };
             match self.client.register(req).await {
                 Ok(interval) => {

@@ -129,6 +129,7 @@ fn settings(config: &WorkerConfig) -> Result<Settings> {
         .collect::<Result<Vec<PathBuf>>>()?;
     Ok(Settings {
         slots,
+        host: config.host.clone(),
         local_dirs,
         task_executable,
         default_memory_bytes: config.task_memory_bytes(),

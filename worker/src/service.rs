@@ -55,7 +55,13 @@ impl WorkerService for WorkerRpc {
         check_id("job_id", &req.job_id)?;
         check_id("attempt_id", &req.attempt_id)?;
         let dir = self.worker.map_output_dir(&req.job_id, &req.attempt_id)?;
+        let local = !req.reader_host.is_empty() && req.reader_host == self.worker.settings.host;
         let segment = blocking(move || shuffle::locate(&dir, &req.attempt_id, req.partition)).await?;
+        if local {
+            let chunk = shuffle::local_chunk(&segment);
+            let one = tokio_stream::once(Ok::<_, Status>(chunk));
+            return Ok(Response::new(Box::pin(one)));
+        }
         let chunks = ReceiverStream::new(shuffle::stream(segment));
         let chunks = tokio_stream::StreamExt::map(chunks, |c| c.map_err(Status::from));
         Ok(Response::new(Box::pin(chunks)))

@@ -54,6 +54,17 @@ pub(crate) fn locate(output_dir: &Path, attempt_id: &str, partition: u32) -> Res
     Ok(Segment { file, entry })
 }
 
+/// The answer to a reader on this host: where the segment is, no bytes.
+pub(crate) fn local_chunk(segment: &Segment) -> MapOutputChunk {
+    MapOutputChunk {
+        total_len: segment.entry.length,
+        data: Bytes::new(),
+        crc32c: segment.entry.crc32c,
+        local_path: segment.file.to_string_lossy().into_owned(),
+        local_offset: segment.entry.offset,
+    }
+}
+
 /// Streams a segment's bytes from a blocking thread; stops early when the
 /// receiver goes away (the reducer hung up).
 pub(crate) fn stream(segment: Segment) -> mpsc::Receiver<Result<MapOutputChunk>> {
@@ -81,6 +92,7 @@ fn send_segment(segment: &Segment, tx: &mpsc::Sender<Result<MapOutputChunk>>) ->
             total_len: if first { entry.length } else { 0 },
             data: Bytes::from(data),
             crc32c: if first { entry.crc32c } else { 0 },
+            ..Default::default()
         };
         first = false;
         if tx.blocking_send(Ok(chunk)).is_err() || left == 0 {

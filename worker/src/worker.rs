@@ -33,6 +33,8 @@ pub(crate) const DEFAULT_ENGINE: &str = "mapreduce";
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub slots: u32,
+    /// The host announced to the jobtracker.
+    pub host: String,
     pub local_dirs: Vec<PathBuf>,
     pub task_executable: PathBuf,
     /// Memory limit of an attempt whose launch names none.
@@ -190,6 +192,7 @@ impl Worker {
                 m => m,
             };
             env.push((tusk_mapreduce::control::TASK_MEMORY_ENV.into(), memory_bytes.to_string()));
+            env.push((tusk_mapreduce::control::WORKER_HOST_ENV.into(), self.settings.host.clone()));
             AttemptPlan {
                 attempt_id: req.attempt_id,
                 engine,

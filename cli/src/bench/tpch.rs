@@ -55,6 +55,9 @@ struct QueryRun {
 /// A timed run: its time and its result's rows.
 struct Timed {
     time: Duration,
+    /// CPU time the whole machine spent meanwhile (every process: for Tusk
+    /// its daemons and tasks too), when `/proc/stat` tells.
+    cpu: Option<Duration>,
     batches: Vec<arrow::record_batch::RecordBatch>,
 }
 
@@ -115,17 +118,32 @@ async fn bench(target: &Target, jobtracker: Option<String>, args: &TpchArgs, que
 /// Runs query `n` through the session once untimed (warm-up), then once timed.
 async fn time_tusk(session: &mut Session, n: usize) -> Result<Timed, String> {
     tpch::run_query(session, n).await.map_err(|e| e.to_string())?;
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), busy_cpu());
     let batches = tpch::run_query(session, n).await.map_err(|e| e.to_string())?;
-    Ok(Timed { time: t.elapsed(), batches })
+    Ok(Timed { time: t.elapsed(), cpu: cpu_since(cpu), batches })
 }
 
 /// Runs query `n` through plain DataFusion once untimed, then once timed.
 async fn time_baseline(baseline: &Baseline, n: usize) -> Result<Timed, String> {
     baseline.run_query(n).await.map_err(|e| e.to_string())?;
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), busy_cpu());
     let batches = baseline.run_query(n).await.map_err(|e| e.to_string())?;
-    Ok(Timed { time: t.elapsed(), batches })
+    Ok(Timed { time: t.elapsed(), cpu: cpu_since(cpu), batches })
+}
+
+/// Busy CPU time of the whole machine since boot (user, nice, system, irq,
+/// softirq, steal in `/proc/stat`), in clock ticks.
+fn busy_cpu() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal
+    Some([0, 1, 2, 5, 6, 7].iter().filter_map(|&i| v.get(i)).sum())
+}
+
+/// Busy CPU time since `start` (`/proc/stat` counts in 1/100 s).
+fn cpu_since(start: Option<u64>) -> Option<Duration> {
+    Some(Duration::from_millis(busy_cpu()?.checked_sub(start?)? * 10))
 }
 
 /// The load figures, with each table's size in the DFS.
@@ -167,18 +185,25 @@ async fn print_load(dfs: &Client, report: &LoadReport) -> anyhow::Result<()> {
 fn print_queries(runs: &[QueryRun], scale: f64) {
     let with_answers = scale == tpch::ANSWER_SCALE;
     println!("each query run once untimed (warm-up), then timed once; tusk = SQL session, datafusion = one process");
+    println!("cpu: CPU time the whole machine was busy meanwhile (tusk: client, daemons and tasks)");
     println!(
-        "{:<5} {:>10} {:>12} {:>7} {:>7} {:>11} {:>12}{}",
+        "{:<5} {:>10} {:>12} {:>7} {:>10} {:>10} {:>7} {:>11} {:>12}{}",
         "query",
         "tusk s",
         "datafusion s",
         "ratio",
+        "tusk cpu",
+        "df cpu",
         "rows",
         "rows equal",
         "same result",
         if with_answers { "  known answer (tusk/datafusion)" } else { "" }
     );
     let (mut tusk_total, mut df_total, mut both) = (0.0, 0.0, 0);
+    let (mut tusk_cpu, mut df_cpu) = (Duration::ZERO, Duration::ZERO);
+    let cpu = |t: &Result<Timed, String>| {
+        t.as_ref().ok().and_then(|t| t.cpu).map_or("-".to_string(), |c| format!("{:.2}", c.as_secs_f64()))
+    };
     let mut errors = Vec::new();
     for r in runs {
         let secs = |t: &Result<Timed, String>| t.as_ref().map_or("error".to_string(), |t| format!("{:.3}", t.time.as_secs_f64()));
@@ -186,6 +211,8 @@ fn print_queries(runs: &[QueryRun], scale: f64) {
             (Ok(a), Ok(b)) => {
                 tusk_total += a.time.as_secs_f64();
                 df_total += b.time.as_secs_f64();
+                tusk_cpu += a.cpu.unwrap_or_default();
+                df_cpu += b.cpu.unwrap_or_default();
                 both += 1;
                 let ratio = a.time.as_secs_f64() / b.time.as_secs_f64().max(1e-9);
                 let same = tpch::check_same(r.n, &b.batches, &a.batches);
@@ -216,18 +243,29 @@ fn print_queries(runs: &[QueryRun], scale: f64) {
         }
         let known = if with_answers { format!("  {}", known.join("/")) } else { String::new() };
         println!(
-            "Q{:<4} {:>10} {:>12} {:>7} {:>7} {:>11} {:>12}{known}",
+            "Q{:<4} {:>10} {:>12} {:>7} {:>10} {:>10} {:>7} {:>11} {:>12}{known}",
             r.n,
             secs(&r.tusk),
             secs(&r.datafusion),
             ratio,
+            cpu(&r.tusk),
+            cpu(&r.datafusion),
             rows,
             equal,
             same
         );
     }
     let ratio = if df_total > 0.0 { format!("{:.2}", tusk_total / df_total) } else { "-".into() };
-    println!("{:<5} {:>10.3} {:>12.3} {:>7}   ({both} of {} queries ran in both)", "total", tusk_total, df_total, ratio, runs.len());
+    println!(
+        "{:<5} {:>10.3} {:>12.3} {:>7} {:>10.2} {:>10.2}   ({both} of {} queries ran in both)",
+        "total",
+        tusk_total,
+        df_total,
+        ratio,
+        tusk_cpu.as_secs_f64(),
+        df_cpu.as_secs_f64(),
+        runs.len()
+    );
     if !errors.is_empty() {
         println!();
         for e in errors {

@@ -333,6 +333,8 @@ pub struct WorkerInfo {
     /// Transfer address of the datanode beside it, empty when none.
     pub datanode: String,
     pub slots: u32,
+    /// CPU cores of its machine (0: not reported).
+    pub cores: u32,
     pub running: u32,
     pub last_contact_ms: i64,
     pub live: bool,
@@ -363,6 +365,7 @@ impl ClusterStatus {
                     rack: w.rack,
                     datanode: w.datanode,
                     slots: w.slots,
+                    cores: w.cores,
                     running: w.running,
                     last_contact_ms: w.last_contact_ms,
                     live: w.live,

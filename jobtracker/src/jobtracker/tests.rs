@@ -61,6 +61,7 @@ impl Harness {
             host: "127.0.0.1".into(),
             datanode: String::new(),
             slots,
+            cores: slots,
         };
         self.jt.register_worker(tusk_proto::PROTOCOL_VERSION, reg).unwrap();
     }

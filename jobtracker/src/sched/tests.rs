@@ -85,6 +85,7 @@ impl Sim {
             host: format!("host-{id}"),
             datanode: dn.into(),
             slots,
+            cores: slots,
         };
         self.s.register_worker(reg, self.now);
     }

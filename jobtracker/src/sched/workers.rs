@@ -20,6 +20,8 @@ pub(crate) struct WorkerReg {
     pub(crate) host: String,
     pub(crate) datanode: String,
     pub(crate) slots: u32,
+    /// CPU cores of its machine (0: not reported).
+    pub(crate) cores: u32,
 }
 
 /// A worker the jobtracker knows.
@@ -31,6 +33,7 @@ pub(crate) struct Worker {
     pub(crate) datanode: String,
     pub(crate) rack: String,
     pub(crate) slots: u32,
+    pub(crate) cores: u32,
     /// Attempts holding its slots.
     pub(crate) running: BTreeSet<String>,
     pub(crate) last_contact_ms: i64,
@@ -131,6 +134,7 @@ impl Scheduler {
             datanode: reg.datanode,
             rack,
             slots: reg.slots,
+            cores: reg.cores,
             running: BTreeSet::new(),
             last_contact_ms: now,
             live: true,

@@ -21,7 +21,7 @@ type Res<T> = Result<Response<T>, Status>;
 impl WorkerProtocol for WorkerService {
     async fn register_worker(&self, req: Request<RegisterWorkerRequest>) -> Res<RegisterWorkerResponse> {
         let r = req.into_inner();
-        let reg = WorkerReg { id: r.worker_id, addr: r.addr, host: r.host, datanode: r.datanode, slots: r.slots };
+        let reg = WorkerReg { id: r.worker_id, addr: r.addr, host: r.host, datanode: r.datanode, slots: r.slots, cores: r.cores };
         let heartbeat_interval_ms = self.jt.register_worker(r.protocol_version, reg)?;
         Ok(Response::new(RegisterWorkerResponse { heartbeat_interval_ms }))
     }

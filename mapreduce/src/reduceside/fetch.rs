@@ -260,6 +260,7 @@ impl<'a> Shuffle<'a> {
             job_id: self.task.job_id.clone(),
             attempt_id: loc.attempt_id.clone(),
             partition: self.task.partition,
+            reader_host: self.task.host.clone(),
         };
         let job = FetchJob {
             client,
@@ -353,6 +354,17 @@ impl FetchJob {
         let Some(first) = next().await? else {
             return Ok(self.segment(0, SegmentData::Memory { data: Vec::new(), _reservation: None }));
         };
+        if !first.local_path.is_empty() {
+            drop(stream);
+            return match self.read_local(&first).await {
+                Ok(segment) => Ok(segment),
+                Err(why) => {
+                    tracing::debug!("map output {} on this host: {why}; fetching it over the network", self.req.attempt_id);
+                    self.req.reader_host.clear();
+                    Box::pin(self.run()).await
+                }
+            };
+        }
         let total = first.total_len;
         let want_crc = first.crc32c;
         let mut crc = 0u32;
@@ -396,6 +408,39 @@ impl FetchJob {
             return Err(format!("worker {addr}: checksum mismatch (got {crc:#010x}, expected {want_crc:#010x})"));
         }
         Ok(self.segment(total, data))
+    }
+
+    /// Reads a partition the worker named on this host straight from its
+    /// file, into memory, checking its CRC. Fails (and the caller streams
+    /// it instead) when the file cannot be read here or the partition is
+    /// too big for the memory budget.
+    async fn read_local(&self, chunk: &tusk_proto::compute::MapOutputChunk) -> std::result::Result<Segment, String> {
+        use std::io::{Read, Seek, SeekFrom};
+        let (total, offset, want_crc) = (chunk.total_len, chunk.local_offset, chunk.crc32c);
+        let path = std::path::PathBuf::from(&chunk.local_path);
+        let reservation = if total <= self.max_in_memory { self.budget.try_reserve(total) } else { None };
+        let Some(reservation) = reservation else {
+            return Err(format!("{total} bytes do not fit in the shuffle's memory"));
+        };
+        let p = path.clone();
+        let data = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+            let mut f = std::fs::File::open(&p)?;
+            f.seek(SeekFrom::Start(offset))?;
+            let mut buf = Vec::with_capacity(total as usize);
+            f.take(total).read_to_end(&mut buf)?;
+            Ok(buf)
+        })
+        .await
+        .map_err(|e| format!("reading {}: {e}", path.display()))?
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+        if data.len() as u64 != total {
+            return Err(format!("{}: {} of {total} bytes", path.display(), data.len()));
+        }
+        let crc = crc32c::crc32c(&data);
+        if crc != want_crc {
+            return Err(format!("{}: checksum mismatch (got {crc:#010x}, expected {want_crc:#010x})", path.display()));
+        }
+        Ok(self.segment(total, SegmentData::Memory { data, _reservation: Some(reservation) }))
     }
 
     fn segment(&self, len: u64, data: SegmentData) -> Segment {

@@ -84,6 +84,10 @@ struct Worker {
     /// attempt → tries still to send a wrong CRC.
     corrupt: HashMap<String, u32>,
     calls: HashMap<String, u32>,
+    /// attempt → (file, offset) named to a reader on host "here".
+    local: HashMap<String, (std::path::PathBuf, u64)>,
+    /// Calls that asked for a file on this host.
+    local_asks: u32,
 }
 
 #[derive(Clone, Default)]
@@ -113,6 +117,20 @@ impl WorkerService for FakeWorker {
             *n -= 1;
             return Err(Status::unavailable("injected failure"));
         }
+        if r.reader_host == "here" {
+            w.local_asks += 1;
+            if let Some((path, offset)) = w.local.get(&r.attempt_id).cloned() {
+                let data = w.data.get(&r.attempt_id).cloned().unwrap_or_default();
+                let chunk = MapOutputChunk {
+                    total_len: data.len() as u64,
+                    crc32c: crc32c::crc32c(&data),
+                    local_path: path.to_string_lossy().into_owned(),
+                    local_offset: offset,
+                    ..Default::default()
+                };
+                return Ok(Response::new(Box::pin(tokio_stream::iter(vec![Ok(chunk)]))));
+            }
+        }
         let corrupt = match w.corrupt.get_mut(&r.attempt_id) {
             Some(n) if *n > 0 => {
                 *n -= 1;
@@ -126,10 +144,10 @@ impl WorkerService for FakeWorker {
         let mut chunks: Vec<Result<MapOutputChunk, Status>> = data
             .chunks(1000)
             .enumerate()
-            .map(|(i, c)| Ok(MapOutputChunk { total_len: if i == 0 { total } else { 0 }, data: bytes::Bytes::copy_from_slice(c), crc32c: if i == 0 { crc } else { 0 } }))
+            .map(|(i, c)| Ok(MapOutputChunk { total_len: if i == 0 { total } else { 0 }, data: bytes::Bytes::copy_from_slice(c), crc32c: if i == 0 { crc } else { 0 }, ..Default::default() }))
             .collect();
         if chunks.is_empty() {
-            chunks.push(Ok(MapOutputChunk { total_len: 0, data: bytes::Bytes::new(), crc32c: crc }));
+            chunks.push(Ok(MapOutputChunk { total_len: 0, data: bytes::Bytes::new(), crc32c: crc, ..Default::default() }));
         }
         Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
     }
@@ -222,6 +240,7 @@ async fn fixture(maps: u32) -> Fixture {
         reporter: Reporter::default(),
         fetched: Arc::new(AtomicU64::new(0)),
         upstream_stage: None,
+        host: String::new(),
     };
     Fixture { jt, worker, task, _dir: dir, expected }
 }
@@ -419,4 +438,52 @@ fn conf_is_read_and_checked() {
     conf.insert("mapreduce.reduce.shuffle.parallelcopies".to_string(), "x".to_string());
     let e = ShuffleConfig::from_conf(&conf).unwrap_err().to_string();
     assert!(e.contains("parallelcopies=x"), "{e}");
+}
+
+#[tokio::test]
+async fn outputs_on_this_host_are_read_from_their_files() {
+    let mut f = fixture(5).await;
+    f.task.host = "here".into();
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut w = f.worker.0.lock().unwrap();
+        // Each in a file after 7 bytes of another partition; the worker
+        // could stream them too. a0 (3000 records) is over the in-memory
+        // segment size, so it is streamed into a scratch file instead.
+        for a in ["a0", "a1", "a2"] {
+            let path = dir.path().join(format!("{a}.out"));
+            let mut bytes = b"partit0".to_vec();
+            bytes.extend_from_slice(&w.data[a]);
+            std::fs::write(&path, bytes).unwrap();
+            w.local.insert(a.into(), (path, 7));
+        }
+        // a4's file is gone: it is fetched over the network instead.
+        w.local.insert("a4".into(), (dir.path().join("missing.out"), 0));
+    }
+    let segments = shuffle(&f.task, &test_cfg()).await.unwrap();
+    let w = f.worker.0.lock().unwrap();
+    assert_eq!(w.local_asks, 5, "every first fetch named this host");
+    assert_eq!((w.calls["a1"], w.calls["a2"], w.calls["a3"]), (1, 1, 1), "read from their files or streamed once");
+    assert_eq!(w.calls["a0"], 2, "too big for memory: streamed");
+    assert_eq!(w.calls["a4"], 2, "the unreadable file was then streamed");
+    drop(w);
+    check_merge(&f, segments);
+}
+
+#[tokio::test]
+async fn a_local_file_with_other_bytes_is_refused_and_streamed() {
+    let mut f = fixture(2).await;
+    f.task.host = "here".into();
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut w = f.worker.0.lock().unwrap();
+        let path = dir.path().join("a1.out");
+        let mut wrong = w.data["a1"].clone();
+        wrong[0] ^= 1;
+        std::fs::write(&path, wrong).unwrap();
+        w.local.insert("a1".into(), (path, 0));
+    }
+    let segments = shuffle(&f.task, &test_cfg()).await.unwrap();
+    assert_eq!(f.worker.0.lock().unwrap().calls["a1"], 2, "the checksum failed, then it was streamed");
+    check_merge(&f, segments);
 }

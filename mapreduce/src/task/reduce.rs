@@ -27,6 +27,7 @@ pub(crate) async fn run(env: Arc<TaskEnv>, partition: u32, num_maps: u32) -> Res
         reporter: env.ctx.reporter.clone(),
         fetched: Arc::clone(&env.progress.maps_fetched),
         upstream_stage: None,
+        host: std::env::var(crate::control::WORKER_HOST_ENV).unwrap_or_default(),
     };
     env.progress.set_phase(Phase::Shuffle);
     let segments = shuffle(&task, &cfg).await?;

@@ -13,6 +13,11 @@
 //! - a collect-left join that emits unmatched left rows (outer, semi, anti)
 //!   gets its probe side merged into one partition first, since only a
 //!   process that saw every probe row knows which left rows never matched;
+//! - a collect-left join whose build side only scans, filters and joins
+//!   small tables (at most [`INLINE_BUILD_MAX_BYTES`] of files, no
+//!   exchange) gets that side as one partition inside its own stage: every
+//!   probe task reads the small tables itself, which costs less than a
+//!   stage of its own (a task start and a shuffle on the critical path);
 //! - what is left above the last cut is the final stage, whose tasks write
 //!   the result into the DFS.
 //!
@@ -23,7 +28,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::datasource::physical_plan::FileScanConfig;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
 use datafusion::physical_expr::Partitioning;
@@ -45,6 +51,10 @@ pub struct BlockHosts(pub Vec<String>);
 /// table scan).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FileBlocks(pub usize);
+
+/// The most file bytes a collect-left join's build side may scan to be
+/// read by every probe task itself rather than be a stage of its own.
+pub const INLINE_BUILD_MAX_BYTES: u64 = 16 << 20;
 
 /// A stage of a cut plan.
 #[derive(Debug, Clone)]
@@ -76,6 +86,19 @@ pub fn cut(plan: Arc<dyn ExecutionPlan>) -> Result<Vec<PlannedStage>> {
     Ok(stages)
 }
 
+/// `plan` run whole by one task, its partitions on the task's threads and
+/// merged into one, placed beside the hosts holding most of what it scans.
+pub fn whole(plan: Arc<dyn ExecutionPlan>) -> PlannedStage {
+    let plan: Arc<dyn ExecutionPlan> = if plan.output_partitioning().partition_count() > 1 {
+        Arc::new(CoalescePartitionsExec::new(plan))
+    } else {
+        plan
+    };
+    let mut bytes = HashMap::new();
+    scanned_bytes(&plan, None, &mut bytes);
+    PlannedStage { plan, output: SqlOutput::Result, upstreams: vec![], task_hosts: vec![most_bytes(bytes)] }
+}
+
 /// True for a join whose build (left) side is collected whole and which
 /// emits left rows that no probe partition matched (outer, semi, anti,
 /// mark joins): it learns which left rows matched only from every probe
@@ -95,7 +118,57 @@ fn needs_whole_probe(plan: &Arc<dyn ExecutionPlan>) -> bool {
     false
 }
 
+/// `plan` (a join) with its build side as one partition when that side is
+/// small and has no exchange (see the module docs); else `plan` unchanged.
+fn inline_small_build(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+    let collect_left = any(&plan)
+        .downcast_ref::<HashJoinExec>()
+        .is_some_and(|j| *j.partition_mode() == PartitionMode::CollectLeft)
+        || any(&plan).is::<NestedLoopJoinExec>();
+    let children: Vec<Arc<dyn ExecutionPlan>> = plan.children().into_iter().cloned().collect();
+    let [left, right] = children.as_slice() else { return Ok(plan) };
+    if !collect_left || !any(left).is::<CoalescePartitionsExec>() {
+        return Ok(plan);
+    }
+    let Some(input) = left.children().first().map(|c| (*c).clone()) else { return Ok(plan) };
+    if input.output_partitioning().partition_count() <= 1
+        || crate::dist::run::scan_size(&input).is_none_or(|b| b > INLINE_BUILD_MAX_BYTES)
+    {
+        return Ok(plan);
+    }
+    match single_partition(&input)? {
+        Some(one) => replace_children_if_necessary(plan, vec![one, right.clone()]),
+        None => Ok(plan),
+    }
+}
+
+/// `plan` computing the same rows as one partition, when it has no exchange
+/// (its scans read all their files in one group); `None` otherwise.
+fn single_partition(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    if let Some(ds) = any(plan).downcast_ref::<DataSourceExec>()
+        && let Some(conf) = ds.data_source().downcast_ref::<FileScanConfig>()
+    {
+        let files: Vec<PartitionedFile> = conf.file_groups.iter().flat_map(|g| g.iter().cloned()).collect();
+        let one = FileScanConfigBuilder::from(conf.clone()).with_file_groups(vec![FileGroup::new(files)]).build();
+        let one: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(one);
+        return Ok(Some(one));
+    }
+    if any(plan).is::<RepartitionExec>() || any(plan).is::<ShuffleReaderExec>() {
+        return Ok(None);
+    }
+    let mut children = Vec::new();
+    for c in plan.children() {
+        match single_partition(c)? {
+            Some(one) => children.push(one),
+            None => return Ok(None),
+        }
+    }
+    let one = if children.is_empty() { plan.clone() } else { replace_children_if_necessary(plan.clone(), children)? };
+    Ok((one.output_partitioning().partition_count() == 1).then_some(one))
+}
+
 fn walk(plan: Arc<dyn ExecutionPlan>, stages: &mut Vec<PlannedStage>) -> Result<(Arc<dyn ExecutionPlan>, Vec<usize>)> {
+    let plan = inline_small_build(plan)?;
     let plan = if needs_whole_probe(&plan) {
         let children: Vec<Arc<dyn ExecutionPlan>> = plan.children().into_iter().cloned().collect();
         match children.as_slice() {
@@ -164,30 +237,44 @@ fn walk(plan: Arc<dyn ExecutionPlan>, stages: &mut Vec<PlannedStage>) -> Result<
     Ok((replace_children_if_necessary(plan, new_children)?, ups))
 }
 
-/// The datanode hosts partition `p` of `plan` reads from, if it is a scan
-/// (through partition-preserving operators).
-fn hosts_of(plan: &Arc<dyn ExecutionPlan>, p: usize) -> Vec<String> {
-    if let Some(ds) = any(plan).downcast_ref::<DataSourceExec>() {
-        let Some(conf) = ds.data_source().downcast_ref::<FileScanConfig>() else {
-            return vec![];
-        };
-        let Some(group) = conf.file_groups.get(p) else {
-            return vec![];
-        };
-        // The hosts holding most of the group's bytes.
-        let mut bytes: HashMap<&str, u64> = HashMap::new();
-        for f in group.iter() {
+/// Adds, per datanode host, the bytes the scans of `plan` read from it
+/// (file group `group` of the scans only, when given).
+fn scanned_bytes(plan: &Arc<dyn ExecutionPlan>, group: Option<usize>, bytes: &mut HashMap<String, u64>) {
+    if let Some(ds) = any(plan).downcast_ref::<DataSourceExec>()
+        && let Some(conf) = ds.data_source().downcast_ref::<FileScanConfig>()
+    {
+        let groups = conf.file_groups.iter().enumerate().filter(|(i, _)| group.is_none_or(|g| g == *i));
+        for f in groups.flat_map(|(_, g)| g.iter()) {
             let len = f.range.as_ref().map(|r| (r.end - r.start) as u64).unwrap_or(f.object_meta.size);
             if let Some(h) = f.extensions.get::<BlockHosts>() {
                 for host in &h.0 {
-                    *bytes.entry(host.as_str()).or_default() += len;
+                    *bytes.entry(host.clone()).or_default() += len;
                 }
             }
         }
-        let mut v: Vec<(&str, u64)> = bytes.into_iter().collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        let top = v.first().map(|x| x.1).unwrap_or(0);
-        return v.into_iter().filter(|x| x.1 == top).map(|x| x.0.to_string()).collect();
+    }
+    if group.is_none() {
+        for c in plan.children() {
+            scanned_bytes(c, None, bytes);
+        }
+    }
+}
+
+/// The hosts holding the most bytes (ties: all of them, sorted).
+fn most_bytes(bytes: HashMap<String, u64>) -> Vec<String> {
+    let mut v: Vec<(String, u64)> = bytes.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let top = v.first().map(|x| x.1).unwrap_or(0);
+    v.into_iter().filter(|x| x.1 == top).map(|x| x.0).collect()
+}
+
+/// The datanode hosts partition `p` of `plan` reads from, if it is a scan
+/// (through partition-preserving operators).
+fn hosts_of(plan: &Arc<dyn ExecutionPlan>, p: usize) -> Vec<String> {
+    if any(plan).downcast_ref::<DataSourceExec>().is_some() {
+        let mut bytes = HashMap::new();
+        scanned_bytes(plan, Some(p), &mut bytes);
+        return most_bytes(bytes);
     }
     let n = plan.output_partitioning().partition_count();
     for c in plan.children() {

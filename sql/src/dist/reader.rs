@@ -154,6 +154,7 @@ async fn fetch(env: &ShuffleEnv, stage: usize, partition: u32, tasks: usize) -> 
         reporter: env.reporter.clone(),
         fetched: Arc::new(AtomicU64::new(0)),
         upstream_stage: Some(stage as u32),
+        host: std::env::var(tusk_mapreduce::control::WORKER_HOST_ENV).unwrap_or_default(),
     };
     let cfg = ShuffleConfig::from_conf(&Default::default()).map_err(|e| DataFusionError::External(Box::new(e)))?;
     shuffle(&task, &cfg).await.map_err(|e| DataFusionError::Execution(format!("shuffle from stage {stage}: {e}")))

@@ -16,9 +16,9 @@ use tusk_client::sqljob::{SQL_ENGINE, SqlJobSpec, SqlStageSpec, SqlWriteSpec, re
 use tusk_client::{JobClient, JobState};
 
 use super::codec::encode_plan;
-use super::planner::{FileBlocks, PlannedStage, cut};
+use super::planner::{FileBlocks, PlannedStage, cut, whole};
 use crate::error::{Result, SqlError};
-use crate::exec::{Engine, df_error};
+use crate::exec::{Engine, Physical, df_error};
 use crate::write::{MAX_DYNAMIC_PARTITIONS, WriteSummary, summaries_of};
 
 /// True when the plan reads table files (worth distributing); plans over
@@ -54,14 +54,18 @@ pub(crate) fn scan_size(plan: &Arc<dyn ExecutionPlan>) -> Option<u64> {
     Some(total)
 }
 
-/// The stages of `plan`, as EXPLAIN shows them.
-pub(crate) fn stages(plan: Arc<dyn ExecutionPlan>) -> Result<Vec<PlannedStage>> {
-    cut(plan).map_err(df_error)
+/// The stages of `physical`, as EXPLAIN shows them: one stage of one task
+/// for a one-task plan.
+pub(crate) fn stages(physical: &Physical) -> Result<Vec<PlannedStage>> {
+    if physical.one_task {
+        return Ok(vec![whole(physical.plan.clone())]);
+    }
+    cut(physical.plan.clone()).map_err(df_error)
 }
 
 /// Runs `plan` as a job; returns its rows in task order.
-pub(crate) async fn run(e: &Engine, name: &str, plan: Arc<dyn ExecutionPlan>) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let schema = plan.schema();
+pub(crate) async fn run(e: &Engine, name: &str, plan: Physical) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let schema = plan.plan.schema();
     let result_dir = format!("/tmp/tusk-sql/{}/{}", e.dfs.user(), uuid::Uuid::new_v4().simple());
     let outcome = run_job(e, name, plan, &result_dir, None).await;
     let _ = e.dfs.delete(&result_dir, true).await;
@@ -76,7 +80,7 @@ pub(crate) async fn run(e: &Engine, name: &str, plan: Arc<dyn ExecutionPlan>) ->
 pub(crate) async fn run_write(
     e: &Engine,
     name: &str,
-    plan: Arc<dyn ExecutionPlan>,
+    plan: Physical,
     staging: &str,
     write: SqlWriteSpec,
 ) -> Result<WriteSummary> {
@@ -128,12 +132,12 @@ async fn move_tree(dfs: &tusk_client::Client, src: &str, dst: &str) -> Result<()
 async fn run_job(
     e: &Engine,
     name: &str,
-    plan: Arc<dyn ExecutionPlan>,
+    plan: Physical,
     result_dir: &str,
     write: Option<SqlWriteSpec>,
 ) -> Result<Vec<RecordBatch>> {
     let (jobs, dfs) = (&e.jobs, &e.dfs);
-    let planned = stages(plan)?;
+    let planned = stages(&plan)?;
     let tasks = planned.last().map(|s| s.tasks()).unwrap_or(0);
     let mut stages = Vec::with_capacity(planned.len());
     for (i, s) in planned.into_iter().enumerate() {

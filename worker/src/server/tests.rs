@@ -8,6 +8,7 @@ use super::*;
 use crate::runtime::procfs;
 use fake_jobtracker::FakeJobtracker;
 use std::collections::HashMap;
+use futures::StreamExt;
 use std::os::unix::fs::PermissionsExt;
 use tonic::transport::Channel;
 use tusk_mapreduce::mapoutput::{INDEX_FILE, IndexEntry, OUTPUT_FILE, write_index};
@@ -150,7 +151,7 @@ impl Setup {
     }
 
     async fn fetch(&mut self, attempt_id: &str, partition: u32) -> Result<(u64, u32, Vec<u8>, usize), tonic::Status> {
-        let req = FetchMapOutputRequest { job_id: JOB.into(), attempt_id: attempt_id.into(), partition };
+        let req = FetchMapOutputRequest { job_id: JOB.into(), attempt_id: attempt_id.into(), partition, ..Default::default() };
         let mut stream = self.client.fetch_map_output(req).await?.into_inner();
         let (mut total, mut crc, mut data, mut chunks) = (0, 0, Vec::new(), 0);
         while let Some(c) = stream.message().await? {
@@ -323,6 +324,23 @@ async fn fetch_map_output_serves_the_partition_bytes() {
     assert!(data == parts[1], "partition 1 bytes differ");
     assert_eq!(s.fetch(&attempt(0), 0).await.unwrap(), (5, entries[0].crc32c, b"first".to_vec(), 1));
     assert_eq!(s.fetch(&attempt(0), 2).await.unwrap(), (0, entries[2].crc32c, vec![], 1));
+
+    // A reader on the worker's own host is told where the bytes are.
+    let ask = |host: &str| FetchMapOutputRequest {
+        job_id: JOB.into(),
+        attempt_id: attempt(0),
+        partition: 1,
+        reader_host: host.into(),
+    };
+    let chunks: Vec<_> = s.client.fetch_map_output(ask("127.0.0.1")).await.unwrap().into_inner().collect().await;
+    let [Ok(c)] = chunks.as_slice() else { panic!("one chunk expected: {chunks:?}") };
+    assert!(c.data.is_empty() && c.local_path.ends_with(OUTPUT_FILE), "{c:?}");
+    assert_eq!((c.total_len, c.crc32c, c.local_offset), (parts[1].len() as u64, entries[1].crc32c, entries[1].offset));
+    let bytes = std::fs::read(&c.local_path).unwrap();
+    assert!(bytes[c.local_offset as usize..][..parts[1].len()] == parts[1][..], "the named range holds the partition");
+    // A reader elsewhere gets the bytes.
+    let chunks: Vec<_> = s.client.fetch_map_output(ask("10.9.9.9")).await.unwrap().into_inner().collect().await;
+    assert!(chunks.len() == 3 && chunks.iter().all(|c| c.as_ref().is_ok_and(|c| c.local_path.is_empty())), "{chunks:?}");
 
     let e = s.fetch(&attempt(0), 3).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument);

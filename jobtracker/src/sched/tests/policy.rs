@@ -163,7 +163,7 @@ fn no_waiting_for_locality_no_live_worker_can_give() {
 fn worker_without_datanode_is_local_by_host() {
     let mut sim = Sim::new();
     let reg =
-        WorkerReg { id: "w1".into(), addr: "a:1".into(), host: "10.0.0.5".into(), datanode: String::new(), slots: 1 };
+        WorkerReg { id: "w1".into(), addr: "a:1".into(), host: "10.0.0.5".into(), datanode: String::new(), slots: 1, cores: 1 };
     sim.s.register_worker(reg, sim.now);
     let id = sim.submit(mr_draft(vec![prefs("10.0.0.6:9866"), prefs("10.0.0.5:9866")], 0));
     let l = sim.step();

@@ -265,6 +265,7 @@ impl Engine {
     /// queries of their own) and replaced by their values: a plan whose
     /// stages can be shipped to the workers.
     pub(crate) async fn without_scalar_subqueries(&self, plan: LogicalPlan, mode: Mode, name: &str) -> Result<LogicalPlan> {
+        let plan = Box::pin(self.with_in_lists(plan, mode, name)).await?;
         let optimized = self.ctx.state().optimize(&plan).map_err(df_error)?;
         let subqueries = crate::dist::subquery::scalar_subqueries(&optimized)?;
         if subqueries.is_empty() {
@@ -277,6 +278,40 @@ impl Engine {
             values.insert(i, (s, v));
         }
         crate::dist::subquery::inline(optimized, &values)
+    }
+
+    /// `plan` with its uncorrelated `IN (subquery)`s run first, each
+    /// replaced by the list of its values when it has at most
+    /// `IN_LIST_MAX` of them (see `dist::subquery`), when both the
+    /// subquery and the rest of the query are costly (neither a one-task
+    /// query): then the list saves the rest of the query most of its reads.
+    /// A subquery runs with a limit of one row more than that: one with
+    /// more values stays a subquery, and if it only scans it stops early.
+    async fn with_in_lists(&self, plan: LogicalPlan, mode: Mode, name: &str) -> Result<LogicalPlan> {
+        use crate::dist::subquery::{IN_LIST_MAX, in_list, in_subqueries, inline_in_lists};
+        let mut lists = Vec::new();
+        for s in in_subqueries(&plan)? {
+            let capped = datafusion::logical_expr::LogicalPlanBuilder::from(s.subquery.as_ref().clone())
+                .limit(0, Some(IN_LIST_MAX + 1))
+                .and_then(|b| b.build())
+                .map_err(df_error)?;
+            let rest = inline_in_lists(plan.clone(), &[(s.clone(), None)])?;
+            if !Box::pin(self.costly(&capped, mode)).await? || !Box::pin(self.costly(&rest, mode)).await? {
+                continue;
+            }
+            let rows = Box::pin(self.run_logical(capped, mode, name)).await?;
+            if let Some(list) = in_list(&rows)? {
+                lists.push((s, Some(list)));
+            }
+        }
+        inline_in_lists(plan, &lists)
+    }
+
+    /// True when `plan` reads tables on the workers and is not a one-task query.
+    async fn costly(&self, plan: &LogicalPlan, mode: Mode) -> Result<bool> {
+        let optimized = self.ctx.state().optimize(plan).map_err(df_error)?;
+        let physical = Box::pin(self.physical_plan(&optimized, mode)).await?;
+        Ok(!physical.one_task && crate::dist::run::reads_files(&physical.plan))
     }
 
     /// The physical plan of `plan` for `mode`. On the workers, a query

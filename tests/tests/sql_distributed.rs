@@ -101,6 +101,24 @@ async fn queries_run_across_workers_beside_their_blocks() -> anyhow::Result<()> 
     assert!(stages.iter().any(|s| s.contains("/dims/") && s.contains("data/big/")), "{text}");
     assert!(!stages.iter().any(|s| s.contains("/dims/") && !s.contains("data/big/")), "{text}");
 
+    // An uncorrelated IN subquery that reads much, under a query that reads
+    // much, runs first: its 7 500 values filter the outer scan as a list.
+    let sql_in = "SELECT count(*), sum(v) FROM big WHERE v IN (SELECT v FROM big WHERE k = 3)";
+    let got = query(&mut s, sql_in).await?;
+    assert_eq!(got, vec![vec![want[&3].0.to_string(), want[&3].1.to_string()]]);
+    let jobs = jc.list().await?;
+    let ran = jobs.iter().filter(|j| j.name == sql_in).count();
+    assert_eq!(ran, 2, "the subquery, then the query with its values: {jobs:?}");
+    // With more than 10 000 values it stays a semi join.
+    let got = query(&mut s, "SELECT count(*) FROM big WHERE v IN (SELECT v FROM big WHERE k < 20)").await?;
+    assert_eq!(got, vec![vec![(ROWS / 2).to_string()]]);
+    // NOT IN keeps SQL's three-valued logic: a NULL among the values
+    // matches no row.
+    let got = query(&mut s, "SELECT count(*) FROM big WHERE k NOT IN (SELECT CASE WHEN v = 1 THEN NULL ELSE k END FROM big WHERE v < 5)").await?;
+    assert_eq!(got, vec![vec!["0".to_string()]]);
+    let got = query(&mut s, "SELECT count(*) FROM big WHERE k NOT IN (SELECT k FROM big WHERE v < 5 AND v <> 1)").await?;
+    assert_eq!(got, vec![vec![(ROWS - 4 * (ROWS / KEYS)).to_string()]]);
+
     // INSERT … SELECT runs on the workers too: the last stage's tasks write
     // the files (a dynamic-partition insert here), committed atomically.
     exec(&mut s, "CREATE TABLE agg (k INT, c BIGINT) PARTITIONED BY (bucket INT) STORED AS PARQUET").await?;

@@ -38,7 +38,7 @@ fn expected() -> BTreeMap<u64, (u64, u64)> {
 async fn setup(cluster: &TestCluster) -> anyhow::Result<tusk_sql::Session> {
     let client = cluster.client().await?;
     client.write_all("/data/big/part-0", &big_text(), false).await?;
-    let mut s = sql::session(&cluster).await?;
+    let mut s = sql::session(cluster).await?;
     exec(&mut s, "CREATE EXTERNAL TABLE big (k INT, v BIGINT) ROW FORMAT DELIMITED FIELDS TERMINATED BY '|' LOCATION '/data/big'").await?;
     exec(&mut s, "CREATE TABLE dims (k INT, name STRING) STORED AS PARQUET").await?;
     let values: Vec<String> = (0..KEYS).map(|k| format!("({k}, 'key{k:02}')")).collect();
@@ -100,6 +100,18 @@ async fn queries_run_across_workers_beside_their_blocks() -> anyhow::Result<()> 
     let text: String = stages.iter().map(|s| format!("{s}\n")).collect();
     assert!(stages.iter().any(|s| s.contains("/dims/") && s.contains("data/big/")), "{text}");
     assert!(!stages.iter().any(|s| s.contains("/dims/") && !s.contains("data/big/")), "{text}");
+
+    // A join that emits unmatched rows of its small side (here LEFT JOIN
+    // dims) learns which ones never matched only from the whole other
+    // side: it is hash-partitioned on the keys on both sides, so each task
+    // sees every row of its keys, rather than the big side read by one task.
+    let sql_left = "SELECT d.name, count(b.v) FROM dims d LEFT JOIN big b ON d.k = b.k AND b.v % 2 = 0 GROUP BY d.name ORDER BY d.name";
+    let got = query(&mut s, sql_left).await?;
+    let per_key = (ROWS / KEYS).to_string(); // v = i and k = i % 40: even keys hold only even v
+    assert_eq!(got, (0..KEYS).map(|k| vec![format!("key{k:02}"), if k % 2 == 0 { per_key.clone() } else { "0".into() }]).collect::<Vec<_>>());
+    let plan = query(&mut s, &format!("EXPLAIN {sql_left}")).await?;
+    let text: String = plan.iter().filter(|r| r[0].starts_with("stage ")).map(|r| format!("{}\n", r[1])).collect();
+    assert!(text.contains("mode=Partitioned, join_type=Left"), "{text}");
 
     // An uncorrelated IN subquery that reads much, under a query that reads
     // much, runs first: its 7 500 values filter the outer scan as a list.

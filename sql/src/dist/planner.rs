@@ -11,8 +11,11 @@
 //!   `CollectLeft` join's build side is broadcast this way);
 //! - round-robin repartitions are dropped (they only rebalance);
 //! - a collect-left join that emits unmatched left rows (outer, semi, anti)
-//!   gets its probe side merged into one partition first, since only a
-//!   process that saw every probe row knows which left rows never matched;
+//!   learns which left rows never matched only in a process that saw every
+//!   probe row of their keys: a hash join is planned as a partitioned join
+//!   instead (both sides hash-partitioned on the keys); a null-aware anti
+//!   join (`NOT IN`) or a nested-loop join gets its probe side merged into
+//!   one partition;
 //! - a collect-left join whose build side only scans, filters and joins
 //!   small tables (at most [`INLINE_BUILD_MAX_BYTES`] of files, no
 //!   exchange) gets that side as one partition inside its own stage: every
@@ -142,6 +145,32 @@ fn inline_small_build(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionP
     }
 }
 
+/// A collect-left hash join that must see its whole probe side in one
+/// process (see [`needs_whole_probe`]) planned instead as a partitioned
+/// join: both sides hash-partitioned on the join keys, so each task sees
+/// every probe row of its keys and the probe side is read by as many tasks
+/// as before instead of one. Not for a null-aware anti join (`NOT IN`),
+/// whose build-side NULLs concern every partition.
+fn partitioned_instead(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    let Some(j) = any(plan).downcast_ref::<HashJoinExec>() else { return Ok(None) };
+    if !needs_whole_probe(plan) || j.null_aware || j.on().is_empty() {
+        return Ok(None);
+    }
+    let n = j.right().output_partitioning().partition_count();
+    let (left_keys, right_keys): (Vec<_>, Vec<_>) = j.on().iter().cloned().unzip();
+    // The build side was merged for the collect; each task now takes its
+    // keys' share of it.
+    let build = match any(j.left()).downcast_ref::<CoalescePartitionsExec>() {
+        Some(c) => c.input().clone(),
+        None => j.left().clone(),
+    };
+    let left: Arc<dyn ExecutionPlan> = Arc::new(RepartitionExec::try_new(build, Partitioning::Hash(left_keys, n))?);
+    let right: Arc<dyn ExecutionPlan> =
+        Arc::new(RepartitionExec::try_new(j.right().clone(), Partitioning::Hash(right_keys, n))?);
+    let joined = j.builder().with_partition_mode(PartitionMode::Partitioned).with_new_children(vec![left, right])?;
+    Ok(Some(joined.build_exec()?))
+}
+
 /// `plan` computing the same rows as one partition, when it has no exchange
 /// (its scans read all their files in one group); `None` otherwise.
 fn single_partition(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
@@ -169,7 +198,9 @@ fn single_partition(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn Exec
 
 fn walk(plan: Arc<dyn ExecutionPlan>, stages: &mut Vec<PlannedStage>) -> Result<(Arc<dyn ExecutionPlan>, Vec<usize>)> {
     let plan = inline_small_build(plan)?;
-    let plan = if needs_whole_probe(&plan) {
+    let plan = if let Some(partitioned) = partitioned_instead(&plan)? {
+        partitioned
+    } else if needs_whole_probe(&plan) {
         let children: Vec<Arc<dyn ExecutionPlan>> = plan.children().into_iter().cloned().collect();
         match children.as_slice() {
             [left, right] => {

@@ -150,10 +150,11 @@ fn inline_small_build(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionP
 /// join: both sides hash-partitioned on the join keys, so each task sees
 /// every probe row of its keys and the probe side is read by as many tasks
 /// as before instead of one. Not for a null-aware anti join (`NOT IN`),
-/// whose build-side NULLs concern every partition.
+/// whose build-side NULLs concern every partition, nor a mark join.
 fn partitioned_instead(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     let Some(j) = any(plan).downcast_ref::<HashJoinExec>() else { return Ok(None) };
-    if !needs_whole_probe(plan) || j.null_aware || j.on().is_empty() {
+    // A mark join's mark is about the whole other side: left as it was.
+    if !needs_whole_probe(plan) || j.null_aware || j.on().is_empty() || *j.join_type() == JoinType::LeftMark {
         return Ok(None);
     }
     let n = j.right().output_partitioning().partition_count();

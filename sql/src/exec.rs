@@ -194,7 +194,6 @@ impl Engine {
         } else {
             let status = self.jobs.cluster_status().await.map_err(|e| SqlError::Execution(e.to_string()))?;
             let slots: usize = status.live_workers().map(|w| w.slots as usize).sum();
-            let cores = status.live_workers().map(|w| w.cores as usize).max().unwrap_or(0).max(1);
             // Workers sharing a machine share its cores: a stage gets no
             // more tasks than the machines have cores in all.
             let mut per_host: HashMap<&str, usize> = HashMap::new();
@@ -203,6 +202,7 @@ impl Engine {
                 *c = (*c).max(w.cores as usize);
             }
             let machine_cores: usize = per_host.values().sum();
+            let cores = per_host.values().copied().max().unwrap_or(0).max(1);
             let slots = if machine_cores > 0 { slots.min(machine_cores) } else { slots };
             if slots == 0 { Mode::Local } else { Mode::Distributed { slots, cores } }
         };
@@ -309,9 +309,17 @@ impl Engine {
 
     /// True when `plan` reads tables on the workers and is not a one-task query.
     async fn costly(&self, plan: &LogicalPlan, mode: Mode) -> Result<bool> {
-        let optimized = self.ctx.state().optimize(plan).map_err(df_error)?;
-        let physical = Box::pin(self.physical_plan(&optimized, mode)).await?;
-        Ok(!physical.one_task && crate::dist::run::reads_files(&physical.plan))
+        let state = self.ctx.state();
+        let optimized = state.optimize(plan).map_err(df_error)?;
+        let physical = Box::pin(state.create_physical_plan(&optimized)).await.map_err(df_error)?;
+        Ok(crate::dist::run::reads_files(&physical) && !self.one_task(&physical, mode))
+    }
+
+    /// Whether a physical plan that reads tables is small enough
+    /// ([`SqlConfig::single_task_max_bytes`]) to run whole in one task.
+    fn one_task(&self, physical: &Arc<dyn ExecutionPlan>, mode: Mode) -> bool {
+        let Mode::Distributed { slots, .. } = mode else { return false };
+        slots > 1 && crate::dist::run::scan_size(physical).is_some_and(|bytes| bytes <= self.single_task_max_bytes)
     }
 
     /// The physical plan of `plan` for `mode`. On the workers, a query
@@ -320,19 +328,13 @@ impl Engine {
     pub(crate) async fn physical_plan(&self, plan: &LogicalPlan, mode: Mode) -> Result<Physical> {
         let mut state = self.ctx.state();
         let physical = Box::pin(state.create_physical_plan(plan)).await.map_err(df_error)?;
-        let staged = Physical { plan: physical, one_task: false };
-        let Mode::Distributed { slots, cores } = mode else { return Ok(staged) };
-        if slots <= 1 || !crate::dist::run::reads_files(&staged.plan) {
-            return Ok(staged);
+        let Mode::Distributed { cores, .. } = mode else { return Ok(Physical { plan: physical, one_task: false }) };
+        if !crate::dist::run::reads_files(&physical) || !self.one_task(&physical, mode) {
+            return Ok(Physical { plan: physical, one_task: false });
         }
-        match crate::dist::run::scan_size(&staged.plan) {
-            Some(bytes) if bytes <= self.single_task_max_bytes => {
-                state.config_mut().options_mut().execution.target_partitions = cores;
-                let plan = Box::pin(state.create_physical_plan(plan)).await.map_err(df_error)?;
-                Ok(Physical { plan, one_task: true })
-            }
-            _ => Ok(staged),
-        }
+        state.config_mut().options_mut().execution.target_partitions = cores;
+        let plan = Box::pin(state.create_physical_plan(plan)).await.map_err(df_error)?;
+        Ok(Physical { plan, one_task: true })
     }
 
     /// (database, table) of a name, in the current database by default.

@@ -325,6 +325,18 @@ impl<'a> Shuffle<'a> {
     }
 }
 
+/// Checks that `got` bytes with CRC32C `crc` from `from` are the whole
+/// partition announced (`total` bytes, CRC32C `want`).
+fn whole(from: &str, got: u64, total: u64, crc: u32, want: u32) -> std::result::Result<(), String> {
+    if got != total {
+        return Err(format!("{from}: sent {got} of {total} bytes"));
+    }
+    if crc != want {
+        return Err(format!("{from}: checksum mismatch (got {crc:#010x}, expected {want:#010x})"));
+    }
+    Ok(())
+}
+
 /// One try at fetching one map's partition.
 struct FetchJob {
     client: WorkerServiceClient<Channel>,
@@ -401,12 +413,7 @@ impl FetchJob {
             w.flush().await.map_err(io)?;
             SegmentData::File(file)
         };
-        if got != total {
-            return Err(format!("worker {addr}: sent {got} of {total} bytes"));
-        }
-        if crc != want_crc {
-            return Err(format!("worker {addr}: checksum mismatch (got {crc:#010x}, expected {want_crc:#010x})"));
-        }
+        whole(&format!("worker {addr}"), got, total, crc, want_crc)?;
         Ok(self.segment(total, data))
     }
 
@@ -433,13 +440,7 @@ impl FetchJob {
         .await
         .map_err(|e| format!("reading {}: {e}", path.display()))?
         .map_err(|e| format!("{}: {e}", path.display()))?;
-        if data.len() as u64 != total {
-            return Err(format!("{}: {} of {total} bytes", path.display(), data.len()));
-        }
-        let crc = crc32c::crc32c(&data);
-        if crc != want_crc {
-            return Err(format!("{}: checksum mismatch (got {crc:#010x}, expected {want_crc:#010x})", path.display()));
-        }
+        whole(&path.display().to_string(), data.len() as u64, total, crc32c::crc32c(&data), want_crc)?;
         Ok(self.segment(total, SegmentData::Memory { data, _reservation: Some(reservation) }))
     }
 

@@ -440,26 +440,35 @@ fn conf_is_read_and_checked() {
     assert!(e.contains("parallelcopies=x"), "{e}");
 }
 
+/// A fixture whose task runs on host "here", and a directory for files.
+async fn on_this_host(maps: u32) -> (Fixture, tempfile::TempDir) {
+    let mut f = fixture(maps).await;
+    f.task.host = "here".into();
+    (f, tempfile::tempdir().unwrap())
+}
+
+/// Writes `attempt`'s partition (changed by `spoil`) into a file after
+/// `prefix`, and has the fake worker name that file to readers on "here".
+fn put_local(f: &Fixture, dir: &tempfile::TempDir, attempt: &str, prefix: &[u8], spoil: impl Fn(&mut Vec<u8>)) {
+    let mut w = f.worker.0.lock().unwrap();
+    let mut data = w.data[attempt].clone();
+    spoil(&mut data);
+    let path = dir.path().join(format!("{attempt}.out"));
+    std::fs::write(&path, [prefix, &data].concat()).unwrap();
+    w.local.insert(attempt.into(), (path, prefix.len() as u64));
+}
+
 #[tokio::test]
 async fn outputs_on_this_host_are_read_from_their_files() {
-    let mut f = fixture(5).await;
-    f.task.host = "here".into();
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let mut w = f.worker.0.lock().unwrap();
-        // Each in a file after 7 bytes of another partition; the worker
-        // could stream them too. a0 (3000 records) is over the in-memory
-        // segment size, so it is streamed into a scratch file instead.
-        for a in ["a0", "a1", "a2"] {
-            let path = dir.path().join(format!("{a}.out"));
-            let mut bytes = b"partit0".to_vec();
-            bytes.extend_from_slice(&w.data[a]);
-            std::fs::write(&path, bytes).unwrap();
-            w.local.insert(a.into(), (path, 7));
-        }
-        // a4's file is gone: it is fetched over the network instead.
-        w.local.insert("a4".into(), (dir.path().join("missing.out"), 0));
+    let (f, dir) = on_this_host(5).await;
+    // Each in a file after 7 bytes of another partition; the worker could
+    // stream them too. a0 (3000 records) is over the in-memory segment
+    // size, so it is streamed into a scratch file instead.
+    for a in ["a0", "a1", "a2"] {
+        put_local(&f, &dir, a, b"partit0", |_| {});
     }
+    // a4's file is gone: it is fetched over the network instead.
+    f.worker.0.lock().unwrap().local.insert("a4".into(), (dir.path().join("missing.out"), 0));
     let segments = shuffle(&f.task, &test_cfg()).await.unwrap();
     let w = f.worker.0.lock().unwrap();
     assert_eq!(w.local_asks, 5, "every first fetch named this host");
@@ -472,17 +481,8 @@ async fn outputs_on_this_host_are_read_from_their_files() {
 
 #[tokio::test]
 async fn a_local_file_with_other_bytes_is_refused_and_streamed() {
-    let mut f = fixture(2).await;
-    f.task.host = "here".into();
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let mut w = f.worker.0.lock().unwrap();
-        let path = dir.path().join("a1.out");
-        let mut wrong = w.data["a1"].clone();
-        wrong[0] ^= 1;
-        std::fs::write(&path, wrong).unwrap();
-        w.local.insert("a1".into(), (path, 0));
-    }
+    let (f, dir) = on_this_host(2).await;
+    put_local(&f, &dir, "a1", b"", |bytes| bytes[0] ^= 1);
     let segments = shuffle(&f.task, &test_cfg()).await.unwrap();
     assert_eq!(f.worker.0.lock().unwrap().calls["a1"], 2, "the checksum failed, then it was streamed");
     check_merge(&f, segments);

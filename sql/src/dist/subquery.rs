@@ -18,31 +18,52 @@ use std::collections::{HashMap, HashSet};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::expr::InList;
 use datafusion::logical_expr::{Expr, LogicalPlan, Subquery};
 
 use crate::error::{Result, SqlError};
 use crate::exec::df_error;
 
-/// The uncorrelated scalar subqueries of `plan` (not those nested inside
-/// them: they are resolved when the subquery itself runs).
-pub(crate) fn scalar_subqueries(plan: &LogicalPlan) -> Result<Vec<Subquery>> {
+/// The distinct subqueries `pick` chooses among the expressions of `plan`
+/// (not those nested inside them: they are resolved when the subquery
+/// itself runs).
+fn find_subqueries(plan: &LogicalPlan, pick: impl Fn(&Expr) -> Option<&Subquery>) -> Result<Vec<Subquery>> {
     let mut found: Vec<Subquery> = Vec::new();
     plan.apply(|node| {
         node.apply_expressions(|e| {
             e.apply(|e| {
-                if let Expr::ScalarSubquery(s) = e
-                    && s.outer_ref_columns.is_empty()
-                    && !found.contains(s)
-                {
+                let Some(s) = pick(e) else { return Ok(TreeNodeRecursion::Continue) };
+                if !found.contains(s) {
                     found.push(s.clone());
-                    return Ok(TreeNodeRecursion::Jump);
                 }
-                Ok(TreeNodeRecursion::Continue)
+                Ok(TreeNodeRecursion::Jump)
             })
         })
     })
     .map_err(df_error)?;
     Ok(found)
+}
+
+/// `plan` with every expression for which `replace` gives a new one
+/// rewritten (bottom-up); the schemas stay as they were, the replacements
+/// having the replaced expressions' types.
+fn rewrite_exprs(plan: LogicalPlan, replace: impl Fn(&Expr) -> Option<Expr>) -> Result<LogicalPlan> {
+    let out = plan
+        .transform_up(|node| {
+            node.map_expressions(|e| {
+                e.transform_up(|e| Ok(replace(&e).map_or_else(|| Transformed::no(e), Transformed::yes)))
+            })
+        })
+        .map_err(df_error)?;
+    Ok(out.data)
+}
+
+/// The uncorrelated scalar subqueries of `plan`.
+pub(crate) fn scalar_subqueries(plan: &LogicalPlan) -> Result<Vec<Subquery>> {
+    find_subqueries(plan, |e| match e {
+        Expr::ScalarSubquery(s) if s.outer_ref_columns.is_empty() => Some(s),
+        _ => None,
+    })
 }
 
 /// The value of a scalar subquery from its result rows: NULL without rows,
@@ -62,49 +83,25 @@ pub(crate) fn scalar_value(s: &Subquery, batches: &[RecordBatch]) -> Result<Scal
 
 /// `plan` with each subquery in `values` replaced by its value.
 pub(crate) fn inline(plan: LogicalPlan, values: &HashMap<usize, (Subquery, ScalarValue)>) -> Result<LogicalPlan> {
-    let out = plan
-        .transform_up(|node| {
-            node.map_expressions(|e| {
-                e.transform_up(|e| {
-                    if let Expr::ScalarSubquery(s) = &e
-                        && let Some((_, v)) = values.values().find(|(q, _)| q == s)
-                    {
-                        return Ok(Transformed::yes(Expr::Literal(v.clone(), None)));
-                    }
-                    Ok(Transformed::no(e))
-                })
-            })
-        })
-        .map_err(df_error)?;
-    // The schemas of rewritten nodes are unchanged (a literal of the
-    // subquery's type replaces it).
-    Ok(out.data)
+    rewrite_exprs(plan, |e| match e {
+        Expr::ScalarSubquery(s) => values.values().find(|(q, _)| q == s).map(|(_, v)| Expr::Literal(v.clone(), None)),
+        _ => None,
+    })
 }
 
 /// Most values of an `IN (subquery)` put into the plan as a list.
 pub(crate) const IN_LIST_MAX: usize = 10_000;
 
-/// The uncorrelated one-column `IN (subquery)`s of `plan` (not those
-/// nested inside them: they are handled when the subquery itself runs).
+/// The uncorrelated one-column `IN (subquery)`s of `plan`.
 pub(crate) fn in_subqueries(plan: &LogicalPlan) -> Result<Vec<Subquery>> {
-    let mut found: Vec<Subquery> = Vec::new();
-    plan.apply(|node| {
-        node.apply_expressions(|e| {
-            e.apply(|e| {
-                if let Expr::InSubquery(i) = e
-                    && i.subquery.outer_ref_columns.is_empty()
-                    && i.subquery.subquery.schema().fields().len() == 1
-                    && !found.contains(&i.subquery)
-                {
-                    found.push(i.subquery.clone());
-                    return Ok(TreeNodeRecursion::Jump);
-                }
-                Ok(TreeNodeRecursion::Continue)
-            })
-        })
+    find_subqueries(plan, |e| match e {
+        Expr::InSubquery(i)
+            if i.subquery.outer_ref_columns.is_empty() && i.subquery.subquery.schema().fields().len() == 1 =>
+        {
+            Some(&i.subquery)
+        }
+        _ => None,
     })
-    .map_err(df_error)?;
-    Ok(found)
 }
 
 /// The distinct values of a one-column result as literals, or `None` when
@@ -133,25 +130,14 @@ pub(crate) fn inline_in_lists(plan: LogicalPlan, lists: &[(Subquery, Option<Vec<
     if lists.is_empty() {
         return Ok(plan);
     }
-    let out = plan
-        .transform_up(|node| {
-            node.map_expressions(|e| {
-                e.transform_up(|e| {
-                    if let Expr::InSubquery(i) = &e
-                        && let Some((_, list)) = lists.iter().find(|(q, _)| *q == i.subquery)
-                    {
-                        let Some(list) = list else {
-                            return Ok(Transformed::yes(Expr::Literal(ScalarValue::Boolean(Some(true)), None)));
-                        };
-                        let in_list = datafusion::logical_expr::expr::InList::new(i.expr.clone(), list.clone(), i.negated);
-                        return Ok(Transformed::yes(Expr::InList(in_list)));
-                    }
-                    Ok(Transformed::no(e))
-                })
-            })
+    rewrite_exprs(plan, |e| {
+        let Expr::InSubquery(i) = e else { return None };
+        let (_, list) = lists.iter().find(|(q, _)| *q == i.subquery)?;
+        Some(match list {
+            Some(list) => Expr::InList(InList::new(i.expr.clone(), list.clone(), i.negated)),
+            None => Expr::Literal(ScalarValue::Boolean(Some(true)), None),
         })
-        .map_err(df_error)?;
-    Ok(out.data)
+    })
 }
 
 #[cfg(test)]

@@ -1,58 +1,97 @@
 //! [`TuskCodec`]: datafusion-proto's extension codec for Tusk's own plan
-//! nodes (the shuffle reader), and the fragment (de)serialization helpers.
+//! nodes (the shuffle reader, the runtime filter), and the fragment (de)serialization helpers.
 
+use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::Schema;
 use datafusion::common::DataFusionError;
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
-use datafusion::physical_expr::Partitioning;
+use datafusion::physical_expr::{Partitioning, PhysicalExpr};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion_proto::physical_plan::from_proto::parse_physical_expr;
+use datafusion_proto::physical_plan::to_proto::serialize_physical_expr;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 use datafusion_proto::protobuf;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
+use super::filter::{BuildKeys, RuntimeFilterExec};
 use super::reader::{ReadMode, ShuffleReaderExec};
 
 #[derive(Debug, Default)]
 pub struct TuskCodec;
 
+/// What a Tusk node's encoding starts with (JSON, after its length).
 #[derive(Serialize, Deserialize)]
-struct ReaderHeader {
-    stage: usize,
-    per_task: bool,
-    partitions: usize,
-    upstream_tasks: usize,
+#[serde(tag = "node")]
+enum Header {
+    /// A [`ShuffleReaderExec`]; its schema follows.
+    Reader { stage: usize, per_task: bool, partitions: usize, upstream_tasks: usize },
+    /// A [`RuntimeFilterExec`]; the build stage's schema, then the build
+    /// keys and the probe keys follow (each a length-prefixed message).
+    Filter { stage: usize, tasks: usize, partitions: usize, build_keys: usize, probe_keys: usize },
+}
+
+fn bad(m: impl fmt::Display) -> DataFusionError {
+    DataFusionError::Internal(format!("decoding a Tusk plan node: {m}"))
+}
+
+/// Appends `m` with its length.
+fn put(buf: &mut Vec<u8>, m: &impl Message) {
+    buf.extend_from_slice(&(m.encoded_len() as u32).to_le_bytes());
+    m.encode_raw(buf);
+}
+
+/// Takes one length-prefixed piece off the front of `buf`.
+fn take<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8]> {
+    let len = buf.get(..4).ok_or_else(|| bad("truncated"))?;
+    let n = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    let piece = buf.get(4..4 + n).ok_or_else(|| bad("truncated"))?;
+    *buf = &buf[4 + n..];
+    Ok(piece)
+}
+
+fn schema_of(bytes: &[u8]) -> Result<Schema> {
+    let schema = protobuf::Schema::decode(bytes).map_err(bad)?;
+    (&schema).try_into().map_err(|e: datafusion_proto::protobuf::FromProtoError| bad(e))
 }
 
 impl PhysicalExtensionCodec for TuskCodec {
     fn try_decode(
         &self,
         buf: &[u8],
-        _inputs: &[Arc<dyn ExecutionPlan>],
-        _ctx: &TaskContext,
+        inputs: &[Arc<dyn ExecutionPlan>],
+        ctx: &TaskContext,
         _proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let bad = |m: String| DataFusionError::Internal(format!("decoding a Tusk plan node: {m}"));
-        if buf.len() < 4 {
-            return Err(bad("too short".into()));
+        let mut rest = buf;
+        let header: Header = serde_json::from_slice(take(&mut rest)?).map_err(bad)?;
+        match header {
+            Header::Reader { stage, per_task, partitions, upstream_tasks } => {
+                let schema = schema_of(take(&mut rest)?)?;
+                let mode = if per_task { ReadMode::PerTask } else { ReadMode::Hash };
+                let partitioning = Partitioning::UnknownPartitioning(partitions);
+                Ok(Arc::new(ShuffleReaderExec::new(stage, mode, upstream_tasks, Arc::new(schema), partitioning, None)))
+            }
+            Header::Filter { stage, tasks, partitions, build_keys, probe_keys } => {
+                let [input] = inputs else { return Err(bad("a runtime filter has one input")) };
+                let schema = Arc::new(schema_of(take(&mut rest)?)?);
+                let mut exprs = |n: usize, over: &Schema| -> Result<Vec<Arc<dyn PhysicalExpr>>> {
+                    (0..n)
+                        .map(|_| {
+                            let node = protobuf::PhysicalExprNode::decode(take(&mut rest)?).map_err(bad)?;
+                            parse_physical_expr(&node, ctx, over, self)
+                        })
+                        .collect()
+                };
+                let keys = exprs(build_keys, &schema)?;
+                let probe = exprs(probe_keys, &input.schema())?;
+                let build = BuildKeys { stage, tasks, partitions, schema, keys };
+                Ok(Arc::new(RuntimeFilterExec::new(input.clone(), build, probe)))
+            }
         }
-        let n = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-        let header = buf.get(4..4 + n).ok_or_else(|| bad("truncated header".into()))?;
-        let h: ReaderHeader = serde_json::from_slice(header).map_err(|e| bad(e.to_string()))?;
-        let schema = protobuf::Schema::decode(&buf[4 + n..]).map_err(|e| bad(e.to_string()))?;
-        let schema: Schema = (&schema).try_into().map_err(|e: datafusion_proto::protobuf::FromProtoError| bad(e.to_string()))?;
-        let mode = if h.per_task { ReadMode::PerTask } else { ReadMode::Hash };
-        Ok(Arc::new(ShuffleReaderExec::new(
-            h.stage,
-            mode,
-            h.upstream_tasks,
-            Arc::new(schema),
-            Partitioning::UnknownPartitioning(h.partitions),
-            None,
-        )))
     }
 
     fn try_encode(
@@ -61,20 +100,35 @@ impl PhysicalExtensionCodec for TuskCodec {
         buf: &mut Vec<u8>,
         _proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<()> {
-        let Some(r) = (node.as_ref() as &dyn std::any::Any).downcast_ref::<ShuffleReaderExec>() else {
+        let any = node.as_ref() as &dyn std::any::Any;
+        let mut body = Vec::new();
+        let header = if let Some(r) = any.downcast_ref::<ShuffleReaderExec>() {
+            put(&mut body, &protobuf::Schema::try_from(node.schema().as_ref())?);
+            Header::Reader {
+                stage: r.stage,
+                per_task: r.mode == ReadMode::PerTask,
+                partitions: r.partitions,
+                upstream_tasks: r.upstream_tasks,
+            }
+        } else if let Some(f) = any.downcast_ref::<RuntimeFilterExec>() {
+            put(&mut body, &protobuf::Schema::try_from(f.build.schema.as_ref())?);
+            for e in f.build.keys.iter().chain(&f.probe_keys) {
+                put(&mut body, &serialize_physical_expr(e, self)?);
+            }
+            Header::Filter {
+                stage: f.build.stage,
+                tasks: f.build.tasks,
+                partitions: f.build.partitions,
+                build_keys: f.build.keys.len(),
+                probe_keys: f.probe_keys.len(),
+            }
+        } else {
             return Err(DataFusionError::Internal(format!("cannot serialize plan node {}", node.name())));
         };
-        let h = ReaderHeader {
-            stage: r.stage,
-            per_task: r.mode == ReadMode::PerTask,
-            partitions: r.partitions,
-            upstream_tasks: r.upstream_tasks,
-        };
-        let header = serde_json::to_vec(&h).map_err(|e| DataFusionError::Internal(e.to_string()))?;
-        let schema: protobuf::Schema = node.schema().as_ref().try_into()?;
+        let header = serde_json::to_vec(&header).map_err(|e| DataFusionError::Internal(e.to_string()))?;
         buf.extend_from_slice(&(header.len() as u32).to_le_bytes());
         buf.extend_from_slice(&header);
-        schema.encode(buf).map_err(|e| DataFusionError::Internal(e.to_string()))?;
+        buf.extend_from_slice(&body);
         Ok(())
     }
 }

@@ -2,9 +2,12 @@
 //! its exchanges ([`planner`]), each stage's fragment is serialized with
 //! datafusion-proto ([`codec`]) and run as tasks by the jobtracker's `sql`
 //! engine on workers ([`crate::task`]); stages exchange data through Arrow
-//! IPC shuffle files served by the workers ([`reader`]).
+//! IPC shuffle files served by the workers ([`reader`]); a selective
+//! join build side filters its probe side's rows before their shuffle
+//! ([`filter`]).
 
 pub(crate) mod codec;
+pub(crate) mod filter;
 pub(crate) mod planner;
 pub(crate) mod reader;
 pub(crate) mod run;

@@ -143,7 +143,7 @@ impl ExecutionPlan for ShuffleReaderExec {
 }
 
 /// Fetches partition `partition` of every task of `stage`.
-async fn fetch(env: &ShuffleEnv, stage: usize, partition: u32, tasks: usize) -> Result<Vec<Segment>> {
+pub(super) async fn fetch(env: &ShuffleEnv, stage: usize, partition: u32, tasks: usize) -> Result<Vec<Segment>> {
     let task = ShuffleTask {
         job_id: env.job_id.clone(),
         attempt_id: env.attempt_id.clone(),
@@ -162,7 +162,7 @@ async fn fetch(env: &ShuffleEnv, stage: usize, partition: u32, tasks: usize) -> 
 
 /// Decodes segments (each an Arrow IPC stream) into batches, lazily: one
 /// segment's reader at a time.
-fn decode_all(segments: Vec<Segment>) -> impl Iterator<Item = Result<RecordBatch>> + Send {
+pub(super) fn decode_all(segments: Vec<Segment>) -> impl Iterator<Item = Result<RecordBatch>> + Send {
     segments.into_iter().filter(|s| !s.is_empty()).flat_map(|s| {
         let who = format!("output of {}", s.attempt_id());
         let it: Box<dyn Iterator<Item = Result<RecordBatch>> + Send> = match s.into_reader() {

@@ -1,0 +1,295 @@
+//! Runtime filters between stages: [`RuntimeFilterExec`] drops the rows of
+//! a partitioned join's probe side whose keys are not among its build
+//! side's keys, before they are shuffled.
+//!
+//! In one process DataFusion narrows a join's probe scan with the keys of
+//! the finished build side (dynamic filters). Across stages the build side
+//! is another stage's shuffle output, so [`add`] makes the probe stage wait
+//! for the build stage and read its keys: when the build side is a filtered
+//! subset of its table (a date range of orders, the parts of one brand),
+//! most probe rows have no partner, and dropping them in the scan stage
+//! saves their shuffle write, fetch and hashing in the join stage. Each
+//! probe task gives up filtering (passes rows through) when the build side
+//! has more than [`MAX_KEYS`] keys or when its first rows mostly pass.
+
+use std::any::Any;
+use std::collections::HashSet;
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, BooleanArray};
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::hash_utils::{RandomState, create_hashes};
+use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{JoinType, NullEquality};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, replace_children_if_necessary};
+use futures::TryStreamExt;
+use tokio::sync::OnceCell;
+
+use super::ShuffleEnv;
+use super::planner::PlannedStage;
+use super::reader::{ReadMode, ShuffleReaderExec, decode_all, fetch};
+
+/// The most distinct build keys a probe task collects; past it the build
+/// side is not selective enough to be worth a filter.
+pub const MAX_KEYS: usize = 2_000_000;
+
+/// Probe rows a task looks at before judging the filter: when more than
+/// [`KEEP_RATIO`] of them pass, it stops filtering.
+const JUDGE_AFTER_ROWS: u64 = 200_000;
+const KEEP_RATIO: f64 = 0.9;
+
+/// Where the build side's keys are: a stage's hash-partitioned output.
+#[derive(Debug, Clone)]
+pub struct BuildKeys {
+    pub stage: usize,
+    pub tasks: usize,
+    pub partitions: usize,
+    /// The build stage's output schema.
+    pub schema: SchemaRef,
+    /// Key expressions over `schema`.
+    pub keys: Vec<Arc<dyn PhysicalExpr>>,
+}
+
+/// Passes on the rows of its input whose `probe_keys` hash like some row of
+/// the build side's keys (a hash match may be a false positive, which the
+/// join then drops; a true partner is never dropped).
+#[derive(Debug)]
+pub struct RuntimeFilterExec {
+    input: Arc<dyn ExecutionPlan>,
+    pub build: BuildKeys,
+    pub probe_keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// The build keys' hashes, loaded once per process (`None`: too many).
+    loaded: Arc<OnceCell<Option<Arc<KeySet>>>>,
+}
+
+#[derive(Debug)]
+struct KeySet {
+    hashes: HashSet<u64, BuildHasherDefault<AlreadyHashed>>,
+    state: RandomState,
+}
+
+/// The set's hasher: its values are hashes already.
+#[derive(Default)]
+struct AlreadyHashed(u64);
+
+impl Hasher for AlreadyHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+impl RuntimeFilterExec {
+    pub fn new(input: Arc<dyn ExecutionPlan>, build: BuildKeys, probe_keys: Vec<Arc<dyn PhysicalExpr>>) -> RuntimeFilterExec {
+        RuntimeFilterExec { input, build, probe_keys, loaded: Arc::new(OnceCell::new()) }
+    }
+}
+
+impl DisplayAs for RuntimeFilterExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let names = |k: &[Arc<dyn PhysicalExpr>]| k.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ");
+        write!(
+            f,
+            "RuntimeFilterExec: [{}] among the keys [{}] of stage {}",
+            names(&self.probe_keys),
+            names(&self.build.keys),
+            self.build.stage
+        )
+    }
+}
+
+impl ExecutionPlan for RuntimeFilterExec {
+    fn name(&self) -> &str {
+        "RuntimeFilterExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        // Dropping rows keeps the input's partitioning and order.
+        self.input.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(&self, f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>) -> Result<TreeNodeRecursion> {
+        for e in &self.probe_keys {
+            if f(e)? == TreeNodeRecursion::Stop {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    #[allow(deprecated)]
+    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+        let [input] = <[_; 1]>::try_from(children)
+            .map_err(|_| DataFusionError::Internal("RuntimeFilterExec takes one input".into()))?;
+        Ok(Arc::new(RuntimeFilterExec::new(input, self.build.clone(), self.probe_keys.clone())))
+    }
+
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        let env = context
+            .session_config()
+            .get_extension::<ShuffleEnv>()
+            .ok_or_else(|| DataFusionError::Internal("RuntimeFilterExec runs only inside a Tusk task".into()))?;
+        let input = self.input.execute(partition, context)?;
+        let schema = self.input.schema();
+        let (loaded, build, probe_keys) = (self.loaded.clone(), self.build.clone(), self.probe_keys.clone());
+        let filtered = async move {
+            let keys = loaded.get_or_try_init(|| load(&env, &build)).await?.clone();
+            let mut judge = Judge { env, rows_in: 0, rows_out: 0, on: keys.is_some() };
+            Ok::<_, DataFusionError>(input.try_filter_map(move |batch| {
+                let out = match &keys {
+                    Some(keys) if judge.on => judge.apply(keys, &probe_keys, batch),
+                    _ => Ok(Some(batch)),
+                };
+                futures::future::ready(out)
+            }))
+        };
+        let stream = futures::stream::once(filtered).try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+}
+
+/// One partition's filtering, and its judgement of whether it pays.
+struct Judge {
+    env: Arc<ShuffleEnv>,
+    rows_in: u64,
+    rows_out: u64,
+    on: bool,
+}
+
+impl Judge {
+    fn apply(&mut self, keys: &KeySet, probe_keys: &[Arc<dyn PhysicalExpr>], batch: RecordBatch) -> Result<Option<RecordBatch>> {
+        let n = batch.num_rows();
+        let hashes = hash_keys(probe_keys, &batch, &keys.state)?;
+        let mask: BooleanArray = hashes.iter().map(|h| Some(keys.hashes.contains(h))).collect();
+        let out = filter_record_batch(&batch, &mask)?;
+        self.rows_in += n as u64;
+        self.rows_out += out.num_rows() as u64;
+        self.env.reporter.incr("SQL", "RUNTIME_FILTER_DROPPED_ROWS", (n - out.num_rows()) as i64);
+        if self.rows_in >= JUDGE_AFTER_ROWS && self.rows_out as f64 > KEEP_RATIO * self.rows_in as f64 {
+            self.on = false;
+        }
+        Ok((out.num_rows() > 0).then_some(out))
+    }
+}
+
+fn hash_keys(keys: &[Arc<dyn PhysicalExpr>], batch: &RecordBatch, state: &RandomState) -> Result<Vec<u64>> {
+    let arrays = keys
+        .iter()
+        .map(|k| k.evaluate(batch).and_then(|v| v.into_array(batch.num_rows())))
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    let mut hashes = vec![0u64; batch.num_rows()];
+    create_hashes(&arrays, state, &mut hashes)?;
+    Ok(hashes)
+}
+
+/// Fetches every partition of the build stage's output and hashes its keys;
+/// `None` when they are more than [`MAX_KEYS`].
+async fn load(env: &ShuffleEnv, build: &BuildKeys) -> Result<Option<Arc<KeySet>>> {
+    let state = RandomState::default();
+    let mut hashes = HashSet::default();
+    for p in 0..build.partitions {
+        let segments = fetch(env, build.stage, p as u32, build.tasks).await?;
+        for batch in decode_all(segments) {
+            hashes.extend(hash_keys(&build.keys, &batch?, &state)?);
+            if hashes.len() > MAX_KEYS {
+                return Ok(None);
+            }
+        }
+    }
+    Ok(Some(Arc::new(KeySet { hashes, state })))
+}
+
+/// Whether rows of a join's probe (right) side that match no build row can
+/// be dropped without changing its output: they are not output themselves
+/// and they mark no build row as matched.
+fn drops_unmatched_probe(j: &HashJoinExec) -> bool {
+    matches!(
+        j.join_type(),
+        JoinType::Inner | JoinType::Left | JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark | JoinType::RightSemi
+    ) && !j.null_aware
+        && j.null_equality() == NullEquality::NullEqualsNothing
+        && !j.on().is_empty()
+}
+
+/// True when `plan` (a build stage's fragment) keeps only some rows of what
+/// it reads: a filter, a scan predicate or an inner or semi join below.
+fn selective(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    let any = plan.as_ref() as &dyn Any;
+    if any.is::<FilterExec>() {
+        return true;
+    }
+    if let Some(j) = any.downcast_ref::<HashJoinExec>()
+        && matches!(j.join_type(), JoinType::Inner | JoinType::LeftSemi | JoinType::RightSemi)
+    {
+        return true;
+    }
+    plan.children().into_iter().any(selective)
+}
+
+/// When `join` (the plan before its children were cut) is a partitioned
+/// hash join that may drop unmatched probe rows, its children `cut` are
+/// both hash-partitioned stage outputs, and the build stage is selective
+/// and not estimated at more than [`MAX_KEYS`] rows: the probe stage waits
+/// for the build stage and filters its rows by the build keys before its
+/// shuffle.
+pub(crate) fn add(join: &Arc<dyn ExecutionPlan>, cut: &[Arc<dyn ExecutionPlan>], stages: &mut [PlannedStage]) -> Result<()> {
+    let Some(j) = (join.as_ref() as &dyn Any).downcast_ref::<HashJoinExec>() else { return Ok(()) };
+    if *j.partition_mode() != PartitionMode::Partitioned || !drops_unmatched_probe(j) {
+        return Ok(());
+    }
+    let reader = |p: &Arc<dyn ExecutionPlan>| {
+        (p.as_ref() as &dyn Any).downcast_ref::<ShuffleReaderExec>().filter(|r| r.mode == ReadMode::Hash).map(|r| {
+            (r.stage, r.upstream_tasks, r.partitions)
+        })
+    };
+    let stats = StatisticsContext::new().compute(j.left().as_ref(), &StatisticsArgs::new()).ok();
+    let ([l, r], Some(stats)) = (cut, stats) else { return Ok(()) };
+    let (Some((build, build_tasks, partitions)), Some((probe, ..))) = (reader(l), reader(r)) else { return Ok(()) };
+    let too_big = matches!(stats.num_rows, Precision::Exact(n) | Precision::Inexact(n) if n > MAX_KEYS);
+    if build >= probe || too_big || !stages.get(build).is_some_and(|s| selective(&s.plan)) {
+        return Ok(());
+    }
+    let Some(stage) = stages.get_mut(probe) else { return Ok(()) };
+    let Some(rep) = (stage.plan.as_ref() as &dyn Any).downcast_ref::<RepartitionExec>() else { return Ok(()) };
+    let (left_keys, right_keys): (Vec<_>, Vec<_>) = j.on().iter().cloned().unzip();
+    // Equal values hash alike only as the same type.
+    let (ls, rs) = (l.schema(), rep.input().schema());
+    let same_types = left_keys.iter().zip(&right_keys).all(|(a, b)| match (a.data_type(&ls), b.data_type(&rs)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    });
+    if !same_types {
+        return Ok(());
+    }
+    let keys = BuildKeys { stage: build, tasks: build_tasks, partitions, schema: l.schema(), keys: left_keys };
+    let filter: Arc<dyn ExecutionPlan> = Arc::new(RuntimeFilterExec::new(rep.input().clone(), keys, right_keys));
+    stage.plan = replace_children_if_necessary(stage.plan.clone(), vec![filter])?;
+    stage.upstreams.push(build);
+    Ok(())
+}

@@ -17,6 +17,12 @@
 //!   the task commit renames it to `<result_dir>/part-NNNNN.arrow` (NNNNN =
 //!   task index, 5 digits). The client reads the parts in task order once
 //!   the job succeeded and deletes `result_dir`.
+//! - With [`SqlJobSpec::direct_results`] (queries), a last-stage task whose
+//!   rows take at most [`DIRECT_RESULT_MAX_BYTES`] of Arrow IPC hands them
+//!   back in its attempt's `result_json` ([`SqlTaskResult`]) instead, as
+//!   Spark returns small task results to its driver: no file, no commit.
+//!   A bigger result is written to the attempt's file as above and not
+//!   committed: the result names it and the client reads it from there.
 //! - With [`SqlJobSpec::write`] (INSERT, CTAS), the last stage writes table
 //!   files instead of rows: each task writes them under
 //!   `<result_dir>/_temporary/<attempt_id>/data/` (partition directories
@@ -90,6 +96,27 @@ pub struct SqlJobSpec {
     /// Set when the last stage writes table files (see the module docs).
     #[serde(default)]
     pub write: Option<SqlWriteSpec>,
+    /// The last stage's tasks hand small results back in their attempt
+    /// reports (see the module docs); the result directory is then created
+    /// only by a task whose result is too big.
+    #[serde(default)]
+    pub direct_results: bool,
+}
+
+/// The most Arrow IPC bytes a last-stage task hands back in its report
+/// ([`SqlJobSpec::direct_results`]); Spark's `spark.task.maxDirectResultSize`
+/// is the same 1 MiB.
+pub const DIRECT_RESULT_MAX_BYTES: usize = 1 << 20;
+
+/// A last-stage task's `result_json` when the job has
+/// [`SqlJobSpec::direct_results`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SqlTaskResult {
+    /// The rows: one Arrow IPC stream, base64.
+    Rows(String),
+    /// The rows are in this DFS file (one Arrow IPC stream).
+    File(String),
 }
 
 /// What one SQL task attempt is told.
@@ -115,6 +142,10 @@ pub struct SqlTaskSpec {
     /// The job's write, for a task of its last stage.
     #[serde(default)]
     pub write: Option<SqlWriteSpec>,
+    /// A task of the last stage hands its result back (see
+    /// [`SqlJobSpec::direct_results`]).
+    #[serde(default)]
+    pub direct_result: bool,
 }
 
 /// Name of a result part: `part-00003.arrow`.

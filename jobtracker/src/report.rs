@@ -154,6 +154,7 @@ fn attempt_report(a: &Attempt) -> pb::AttemptReport {
         speculative: a.speculative,
         diagnostics: a.diagnostics.clone(),
         stderr_tail: a.stderr_tail.clone(),
+        result_json: a.result_json.clone(),
         counters: Some(counters_of(&a.counters)),
     }
 }

@@ -39,6 +39,10 @@ use model::Task as TaskModel;
 /// output is committed or deleted.
 pub(crate) const DRAIN_TIMEOUT_MS: i64 = 10_000;
 
+/// Finished jobs whose attempts keep their results (`result_json`) in
+/// memory; older ones drop them (their clients have read them).
+pub(crate) const RESULTS_KEPT: usize = 32;
+
 /// Scheduling knobs (from the jobtracker configuration).
 #[derive(Debug, Clone)]
 pub(crate) struct SchedConfig {
@@ -416,6 +420,15 @@ impl Scheduler {
     /// The newest job is never dropped, so its number survives restarts.
     pub(crate) fn prune_history(&mut self) {
         let finished: Vec<u32> = self.jobs.values().filter(|j| j.state.is_finished()).map(|j| j.seq).collect();
+        let old = finished.len().saturating_sub(RESULTS_KEPT);
+        for seq in &finished[..old] {
+            if let Some(j) = self.jobs.get_mut(seq) {
+                let attempts = j.stages.iter_mut().flat_map(|s| s.tasks.iter_mut()).flat_map(|t| t.attempts.iter_mut());
+                for a in attempts.filter(|a| !a.result_json.is_empty()) {
+                    a.result_json = String::new();
+                }
+            }
+        }
         let excess = finished.len().saturating_sub(self.cfg.retained_jobs);
         for seq in finished.into_iter().take(excess) {
             if let Some(j) = self.jobs.remove(&seq) {

@@ -5,7 +5,8 @@
 //!   MapReduce map-output layout, served by the worker), one Arrow IPC
 //!   stream per output partition;
 //! - the final stage writes one Arrow IPC file into the DFS under the job's
-//!   result directory, committed by the jobtracker.
+//!   result directory, committed by the jobtracker; or, for a query whose
+//!   rows are small, hands them back in its report (`SqlTaskResult`).
 //!
 //! Progress goes to stdout as the worker's control lines.
 
@@ -28,7 +29,9 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 use object_store::ObjectStore;
 use tokio::io::AsyncWriteExt;
-use tusk_client::sqljob::{SqlOutput, SqlTaskSpec, SqlWriteSpec, attempt_data_dir, result_part_name};
+use tusk_client::sqljob::{
+    DIRECT_RESULT_MAX_BYTES, SqlOutput, SqlTaskResult, SqlTaskSpec, SqlWriteSpec, attempt_data_dir, result_part_name,
+};
 use tusk_client::{Client, ClientConfig};
 use tusk_mapreduce::api::Reporter;
 use tusk_mapreduce::control::{ControlLine, TASK_MEMORY_ENV};
@@ -87,8 +90,11 @@ pub async fn run(spec: &str, _work_dir: &Path, output_dir: &Path, scratch_dir: &
         })
     };
     let part = spec.task_index as usize;
+    let no_result = |rows: Result<u64>| rows.map(|r| (r, "{}".to_string()));
     let rows = match spec.output {
-        SqlOutput::Shuffle { partitions } => write_shuffle(plan, part, partitions as usize, task_ctx, output_dir, scratch_dir).await,
+        SqlOutput::Shuffle { partitions } => {
+            no_result(write_shuffle(plan, part, partitions as usize, task_ctx, output_dir, scratch_dir).await)
+        }
         SqlOutput::Result => {
             let path = format!(
                 "{}/_temporary/{}/{}",
@@ -97,15 +103,16 @@ pub async fn run(spec: &str, _work_dir: &Path, output_dir: &Path, scratch_dir: &
                 result_part_name(spec.task_index)
             );
             match &spec.write {
-                Some(w) => write_table(plan, part, task_ctx, store, &spec, w, &path).await,
-                None => write_result(plan, part, task_ctx, store, &path).await,
+                Some(w) => no_result(write_table(plan, part, task_ctx, store, &spec, w, &path).await),
+                None if spec.direct_result => hand_back(plan, part, task_ctx, store, &path).await,
+                None => no_result(write_result(plan, part, task_ctx, store, &path).await),
             }
         }
     };
     ticker.abort();
-    let rows = rows?;
+    let (rows, result_json) = rows?;
     reporter.incr("SQL", "OUTPUT_ROWS", rows as i64);
-    let done = ControlLine::Done { result_json: "{}".into(), counters: reporter.counters() };
+    let done = ControlLine::Done { result_json, counters: reporter.counters() };
     println!("{}", done.to_line());
     Ok(())
 }
@@ -313,6 +320,40 @@ async fn write_result(plan: Arc<dyn ExecutionPlan>, part: usize, ctx: Arc<TaskCo
     write_ipc(store, path, &schema, stream.map(|b| b.map_err(df_error))).await
 }
 
+/// Runs partition `part` and hands its rows back as the attempt's result
+/// (`SqlTaskResult`): the Arrow IPC stream itself when it takes at most
+/// `DIRECT_RESULT_MAX_BYTES`, else the DFS file at `path` it was written to.
+/// Returns the rows and the result's JSON.
+async fn hand_back(
+    plan: Arc<dyn ExecutionPlan>,
+    part: usize,
+    ctx: Arc<TaskContext>,
+    store: Arc<DfsStore>,
+    path: &str,
+) -> Result<(u64, String)> {
+    use base64::Engine as _;
+    let schema = plan.schema();
+    let mut stream = plan.execute(part, ctx).map_err(df_error)?.map(|b| b.map_err(df_error));
+    let mut writer = StreamWriter::try_new_with_options(Vec::new(), &schema, ipc_options()?).map_err(SqlError::execution)?;
+    let mut rows = 0u64;
+    let result = loop {
+        let Some(batch) = stream.next().await else {
+            writer.finish().map_err(SqlError::execution)?;
+            let ipc = base64::engine::general_purpose::STANDARD.encode(writer.get_ref());
+            break SqlTaskResult::Rows(ipc);
+        };
+        let batch = batch?;
+        rows += batch.num_rows() as u64;
+        writer.write(&compact(batch)?).map_err(SqlError::execution)?;
+        if writer.get_ref().len() > DIRECT_RESULT_MAX_BYTES {
+            rows += continue_ipc(store, path, writer, &mut stream).await?;
+            break SqlTaskResult::File(path.to_string());
+        }
+    };
+    let json = serde_json::to_string(&result).map_err(|e| SqlError::Execution(format!("encoding the result: {e}")))?;
+    Ok((rows, json))
+}
+
 /// Writes `stream` as one Arrow IPC stream at `path` in the DFS.
 async fn write_ipc(
     store: Arc<DfsStore>,
@@ -320,9 +361,21 @@ async fn write_ipc(
     schema: &SchemaRef,
     mut stream: impl futures::Stream<Item = Result<RecordBatch>> + Unpin,
 ) -> Result<u64> {
+    let writer = StreamWriter::try_new_with_options(Vec::new(), schema, ipc_options()?).map_err(SqlError::execution)?;
+    continue_ipc(store, path, writer, &mut stream).await
+}
+
+/// Writes what `writer` holds, then the rest of `stream`, as one Arrow IPC
+/// stream at `path` in the DFS; nothing is left there on error. Returns
+/// the rows taken from `stream`.
+async fn continue_ipc(
+    store: Arc<DfsStore>,
+    path: &str,
+    mut writer: StreamWriter<Vec<u8>>,
+    stream: &mut (impl futures::Stream<Item = Result<RecordBatch>> + Unpin),
+) -> Result<u64> {
     let store: Arc<dyn ObjectStore> = store;
     let mut out = object_store::buffered::BufWriter::new(store, object_path(path)?);
-    let mut writer = StreamWriter::try_new_with_options(Vec::new(), schema, ipc_options()?).map_err(SqlError::execution)?;
     let mut rows = 0u64;
     let result: Result<()> = async {
         while let Some(batch) = stream.next().await {

@@ -136,6 +136,28 @@ async fn queries_run_across_workers_beside_their_blocks() -> anyhow::Result<()> 
     let got = query(&mut s, "SELECT d.name FROM dims d WHERE d.name < 'key04' AND NOT EXISTS (SELECT 1 FROM big b WHERE b.k = d.k AND b.v > 299960)").await?;
     assert_eq!(got, vec![vec!["key00".to_string()]]);
 
+    // A query's last task hands small results back in its report; a result
+    // over 1 MiB goes through a file in the DFS, which the client deletes.
+    let report = jc.job(&semi[0].job_id, true).await?;
+    let last = report.stages.last().map(|st| st.name.clone()).unwrap_or_default();
+    let results: Vec<&str> = report.tasks.iter().filter(|t| t.stage == last).flat_map(|t| &t.attempts).map(|a| a.result_json.as_str()).collect();
+    assert!(!results.is_empty() && results.iter().all(|r| r.starts_with("{\"rows\":")), "{results:?}");
+    let sql_all = "SELECT v, k FROM big ORDER BY v";
+    let got = query(&mut s, sql_all).await?;
+    assert_eq!(got.len() as u64, ROWS);
+    assert!(got.iter().enumerate().all(|(i, r)| r[0] == i.to_string() && r[1] == (i as u64 % KEYS).to_string()));
+    let jobs = jc.list().await?;
+    let all = jobs.iter().find(|j| j.name == sql_all).map(|j| j.job_id.clone()).unwrap_or_default();
+    let report = jc.job(&all, true).await?;
+    let last = report.stages.last().map(|st| st.name.clone()).unwrap_or_default();
+    let results: Vec<&str> = report.tasks.iter().filter(|t| t.stage == last).flat_map(|t| &t.attempts).map(|a| a.result_json.as_str()).collect();
+    assert!(results.len() == 1 && results[0].starts_with("{\"file\":"), "{results:?}");
+    let client = cluster.client().await?;
+    for user in client.list("/tmp/tusk-sql").await? {
+        let left = client.list(&format!("/tmp/tusk-sql/{}", user.name)).await?;
+        assert!(left.is_empty(), "query results left behind: {left:?}");
+    }
+
     // An uncorrelated IN subquery that reads much, under a query that reads
     // much, runs first: its 7 500 values filter the outer scan as a list.
     let sql_in = "SELECT count(*), sum(v) FROM big WHERE v IN (SELECT v FROM big WHERE k = 3)";

@@ -211,6 +211,9 @@ pub struct AttemptReport {
     /// Last lines of its stderr (failed attempts), kept by the jobtracker.
     pub stderr_tail: String,
     pub counters: Vec<Counter>,
+    /// What it reported when it succeeded (engine-specific JSON), for the
+    /// jobtracker's most recent jobs.
+    pub result_json: String,
 }
 
 /// One task and its attempts.
@@ -316,6 +319,7 @@ fn task_from_proto(t: pb::TaskReport) -> TaskReport {
                 speculative: a.speculative,
                 diagnostics: a.diagnostics,
                 stderr_tail: a.stderr_tail,
+                result_json: a.result_json,
                 counters: counters_from_proto(a.counters),
             })
             .collect(),

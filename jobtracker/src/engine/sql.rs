@@ -60,6 +60,11 @@ fn temporary(result_dir: &str) -> String {
     tusk_common::path::join(result_dir, TEMPORARY)
 }
 
+/// Whether the job's last stage hands its results back in its reports.
+fn direct(spec: &SqlJobSpec) -> bool {
+    spec.direct_results && spec.write.is_none()
+}
+
 fn attempt_dir(result_dir: &str, attempt_id: &str) -> String {
     tusk_common::path::join(&temporary(result_dir), attempt_id)
 }
@@ -234,6 +239,7 @@ impl Engine for SqlEngine {
             namenode: job.spec.namenode.clone(),
             jobtracker: self.jobtracker_addr.clone(),
             write: if stage.output == SqlOutput::Result { job.spec.write.clone() } else { None },
+            direct_result: stage.output == SqlOutput::Result && direct(&job.spec),
         };
         let spec_json = serde_json::to_string(&spec)
             .map_err(|e| JobtrackerError::Internal(format!("{}: encoding: {e}", l.attempt_id)))?;
@@ -252,13 +258,16 @@ impl Engine for SqlEngine {
     /// gone, the commit is done. Shuffle stages have nothing to commit.
     fn commit_task<'a>(&'a self, job_id: &'a str, task_id: &'a str, attempt_id: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let (client, job) = self.client_for(job_id).await?;
             let Some((stage, index)) = task_position(task_id) else {
                 return Err(JobtrackerError::Internal(format!("{task_id}: not a task id of the sql engine")));
             };
-            if job.spec.stages.get(stage).is_none_or(|s| s.output != SqlOutput::Result) {
+            // Shuffle output stays on the workers; a direct result is in the
+            // attempt's report, or in its file, which the client reads there.
+            let job = self.jobs.get(job_id)?;
+            if direct(&job.spec) || job.spec.stages.get(stage).is_none_or(|s| s.output != SqlOutput::Result) {
                 return Ok(());
             }
+            let (client, job) = self.client_for(job_id).await?;
             let dir = &job.spec.result_dir;
             if job.spec.write.is_some() {
                 commit_data(&client, &attempt_data_dir(dir, attempt_id), &task_data_dir(dir, index)).await?;
@@ -290,6 +299,10 @@ impl Engine for SqlEngine {
 
     fn commit_job<'a>(&'a self, job_id: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
+            if direct(&self.jobs.get(job_id)?.spec) {
+                // Nothing was committed: the client deletes the directory.
+                return Ok(());
+            }
             let (client, job) = self.client_for(job_id).await?;
             delete_if_there(&client, &temporary(&job.spec.result_dir)).await
         })

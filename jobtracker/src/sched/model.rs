@@ -128,7 +128,11 @@ pub(crate) struct Attempt {
     pub(crate) stderr_tail: String,
     /// (group, name, value), as last reported.
     pub(crate) counters: Vec<(String, String, i64)>,
-    /// Engine-specific result of a successful attempt.
+    /// Engine-specific result of a successful attempt (a query's rows, up
+    /// to 1 MiB). Kept in memory only, and only for the most recent jobs
+    /// ([`RESULTS_KEPT`](crate::sched::RESULTS_KEPT)): the client that
+    /// waits for a query reads it at once.
+    #[serde(skip)]
     pub(crate) result_json: String,
     /// Set when the jobtracker asked the worker to kill it: why.
     pub(crate) kill_reason: Option<String>,

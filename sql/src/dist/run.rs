@@ -1,7 +1,8 @@
 //! Running a physical plan across the workers: cut it into stages, submit
-//! them as one `sql` job, wait, then read the final stage's result files
-//! from the DFS (as Hive fetches a query's result from its scratch
-//! directory) and delete them.
+//! them as one `sql` job, wait, then take the final stage's rows from its
+//! tasks' reports (small results, as Spark's driver gets them) or from
+//! their files in the DFS (as Hive fetches a query's result from its
+//! scratch directory), deleting those.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +13,8 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::physical_plan::ExecutionPlan;
-use tusk_client::sqljob::{SQL_ENGINE, SqlJobSpec, SqlStageSpec, SqlWriteSpec, result_part_name};
-use tusk_client::{JobClient, JobState};
+use tusk_client::sqljob::{SQL_ENGINE, SqlJobSpec, SqlStageSpec, SqlTaskResult, SqlWriteSpec, result_part_name};
+use tusk_client::{AttemptState, JobClient, JobState};
 
 use super::codec::encode_plan;
 use super::planner::{FileBlocks, PlannedStage, cut, whole};
@@ -68,8 +69,12 @@ pub(crate) async fn run(e: &Engine, name: &str, plan: Physical) -> Result<(Schem
     let schema = plan.plan.schema();
     let result_dir = format!("/tmp/tusk-sql/{}/{}", e.dfs.user(), uuid::Uuid::new_v4().simple());
     let outcome = run_job(e, name, plan, &result_dir, None).await;
-    let _ = e.dfs.delete(&result_dir, true).await;
-    Ok((schema, outcome?))
+    // Small results came back in the reports: only a big one (or a
+    // failed attempt) may have left files.
+    if !matches!(&outcome, Ok(o) if !o.files) {
+        let _ = e.dfs.delete(&result_dir, true).await;
+    }
+    Ok((schema, outcome?.batches))
 }
 
 /// Runs `plan` (data columns, then the dynamic partition columns) as a job
@@ -84,7 +89,7 @@ pub(crate) async fn run_write(
     staging: &str,
     write: SqlWriteSpec,
 ) -> Result<WriteSummary> {
-    let parts = run_job(e, name, plan, staging, Some(write)).await?;
+    let parts = run_job(e, name, plan, staging, Some(write)).await?.batches;
     let dfs = &e.dfs;
     let mut summary = WriteSummary::default();
     for batch in &parts {
@@ -126,16 +131,23 @@ async fn move_tree(dfs: &tusk_client::Client, src: &str, dst: &str) -> Result<()
     Ok(())
 }
 
+/// The last stage's rows, in task order.
+struct JobRows {
+    batches: Vec<RecordBatch>,
+    /// Some were read from files in the result directory.
+    files: bool,
+}
+
 /// Cuts `plan` into stages, runs them as one job with its results (or
-/// write summaries) in `result_dir`, and returns the last stage's rows in
-/// task order.
+/// write summaries) in `result_dir` (a query's small results in its tasks'
+/// reports), and returns the last stage's rows in task order.
 async fn run_job(
     e: &Engine,
     name: &str,
     plan: Physical,
     result_dir: &str,
     write: Option<SqlWriteSpec>,
-) -> Result<Vec<RecordBatch>> {
+) -> Result<JobRows> {
     let (jobs, dfs) = (&e.jobs, &e.dfs);
     let planned = stages(&plan)?;
     let tasks = planned.last().map(|s| s.tasks()).unwrap_or(0);
@@ -149,6 +161,8 @@ async fn run_job(
             output: s.output,
         });
     }
+    let last_stage = stages.last().map(|s| s.name.clone()).unwrap_or_default();
+    let direct_results = write.is_none();
     let spec = SqlJobSpec {
         name: name.to_string(),
         stages,
@@ -156,28 +170,74 @@ async fn run_job(
         namenode: e.namenode.clone(),
         max_attempts: 0,
         write,
+        direct_results,
     };
     let json = serde_json::to_string(&spec).map_err(|e| SqlError::Execution(format!("encoding the job: {e}")))?;
-    dfs.mkdirs(result_dir, None, true).await?;
+    if !direct_results {
+        dfs.mkdirs(result_dir, None, true).await?;
+    }
     let job_id = jobs.submit(SQL_ENGINE, &json).await.map_err(|e| SqlError::Execution(e.to_string()))?;
     let report = wait(jobs, &job_id).await?;
     if report.state != JobState::Succeeded {
         return Err(SqlError::Execution(format!("query {job_id} {}: {}", report.state.as_str().to_lowercase(), report.diagnostics)));
     }
-    let mut batches = Vec::new();
+    let mut rows = JobRows { batches: Vec::new(), files: !direct_results };
+    if direct_results {
+        let report = jobs.job(&job_id, true).await.map_err(|e| SqlError::Execution(e.to_string()))?;
+        for (t, result) in task_results(&report, &last_stage, tasks)?.into_iter().enumerate() {
+            match result {
+                SqlTaskResult::Rows(ipc) => {
+                    use base64::Engine as _;
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(ipc)
+                        .map_err(|e| SqlError::Execution(format!("{job_id}: the rows of task {t} are not base64: {e}")))?;
+                    decode_into(&mut rows.batches, bytes, &format!("{job_id}: the rows of task {t}"))?;
+                }
+                SqlTaskResult::File(path) => {
+                    rows.files = true;
+                    decode_into(&mut rows.batches, dfs.read_all(&path).await?, &path)?;
+                }
+            }
+        }
+        return Ok(rows);
+    }
     for t in 0..tasks {
         let path = format!("{}/{}", result_dir.trim_end_matches('/'), result_part_name(t as u32));
-        let bytes = dfs.read_all(&path).await?;
-        if bytes.is_empty() {
-            continue;
-        }
-        let reader =
-            StreamReader::try_new(std::io::Cursor::new(bytes), None).map_err(|e| SqlError::Execution(format!("{path}: {e}")))?;
-        for b in reader {
-            batches.push(b.map_err(|e| SqlError::Execution(format!("{path}: {e}")))?);
+        decode_into(&mut rows.batches, dfs.read_all(&path).await?, &path)?;
+    }
+    Ok(rows)
+}
+
+/// The results of the `tasks` tasks of stage `stage`, in task order, from
+/// their successful attempts.
+fn task_results(report: &tusk_client::JobReport, stage: &str, tasks: usize) -> Result<Vec<SqlTaskResult>> {
+    let mut found: Vec<Option<SqlTaskResult>> = (0..tasks).map(|_| None).collect();
+    for t in report.tasks.iter().filter(|t| t.stage == stage) {
+        let done = t.attempts.iter().find(|a| a.state == AttemptState::Succeeded);
+        if let (Some(slot), Some(a)) = (found.get_mut(t.index as usize), done) {
+            let r = serde_json::from_str(&a.result_json)
+                .map_err(|e| SqlError::Execution(format!("{}: no result in its report ({e})", a.attempt_id)))?;
+            *slot = Some(r);
         }
     }
-    Ok(batches)
+    found
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| r.ok_or_else(|| SqlError::Execution(format!("{}: task {i} of {stage} left no result", report.job_id))))
+        .collect()
+}
+
+/// Appends the batches of one Arrow IPC stream (`what` names it in errors).
+fn decode_into(batches: &mut Vec<RecordBatch>, bytes: impl AsRef<[u8]>, what: &str) -> Result<()> {
+    let bytes = bytes.as_ref();
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let reader = StreamReader::try_new(bytes, None).map_err(|e| SqlError::Execution(format!("{what}: {e}")))?;
+    for b in reader {
+        batches.push(b.map_err(|e| SqlError::Execution(format!("{what}: {e}")))?);
+    }
+    Ok(())
 }
 
 /// Waits for the job to be over: the jobtracker answers as soon as it is

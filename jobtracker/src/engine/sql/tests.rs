@@ -29,6 +29,7 @@ fn join_spec() -> SqlJobSpec {
         namenode: "nn:8020".into(),
         max_attempts: 0,
         write: None,
+        direct_results: false,
     }
 }
 
@@ -143,6 +144,7 @@ async fn a_single_stage_query_writes_the_result_directly() {
         namenode: "nn:1".into(),
         max_attempts: 0,
         write: None,
+        direct_results: false,
     };
     let d = engine().plan("alice", &json(&spec)).await.unwrap();
     assert_eq!(d.stages.len(), 1);
@@ -172,6 +174,7 @@ async fn attempts_get_their_stage_s_task_spec() {
         namenode: "nn:8020".into(),
         jobtracker: "10.0.0.1:8021".into(),
         write: None,
+        direct_result: false,
     };
     assert_eq!(t, want);
     let t: SqlTaskSpec = serde_json::from_str(&e.launch(&launch(0, 0)).unwrap().spec_json).unwrap();

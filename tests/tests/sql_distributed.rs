@@ -132,6 +132,21 @@ async fn queries_run_across_workers_beside_their_blocks() -> anyhow::Result<()> 
     let report = jc.job(&semi[0].job_id, false).await?;
     let dropped = report.counter("SQL", "RUNTIME_FILTER_DROPPED_ROWS");
     assert_eq!(dropped as u64, ROWS - 4 * (ROWS / KEYS), "{report:?}");
+    // The filter follows its key down through an aggregate and across the
+    // shuffle below it, into the stage scanning `big`.
+    let sql_agg = "SELECT d.name FROM dims d WHERE d.name < 'key04' AND EXISTS \
+                   (SELECT 1 FROM (SELECT k, sum(v) AS s FROM big GROUP BY k) t WHERE t.k = d.k AND t.s > 0) ORDER BY d.name";
+    let got = query(&mut s, sql_agg).await?;
+    assert_eq!(got, (0..4).map(|k| vec![format!("key{k:02}")]).collect::<Vec<_>>());
+    let plan = query(&mut s, &format!("EXPLAIN {sql_agg}")).await?;
+    let scans: Vec<&String> =
+        plan.iter().filter(|r| r[0].starts_with("stage ") && r[1].contains("data/big/")).map(|r| &r[1]).collect();
+    assert!(scans.len() == 1 && scans[0].contains("RuntimeFilterExec") && scans[0].contains("reads stage(s)"), "{scans:?}");
+    let jobs = jc.list().await?;
+    // Job names are the statement's first 120 characters.
+    let id = jobs.iter().find(|j| sql_agg.starts_with(&j.name)).map(|j| j.job_id.clone()).unwrap_or_default();
+    let dropped = jc.job(&id, false).await?.counter("SQL", "RUNTIME_FILTER_DROPPED_ROWS");
+    assert_eq!(dropped as u64, ROWS - 4 * (ROWS / KEYS));
     // Keys 1 to 39 have a v above 299 960: only key 0 has none.
     let got = query(&mut s, "SELECT d.name FROM dims d WHERE d.name < 'key04' AND NOT EXISTS (SELECT 1 FROM big b WHERE b.k = d.k AND b.v > 299960)").await?;
     assert_eq!(got, vec![vec!["key00".to_string()]]);

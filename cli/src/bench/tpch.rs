@@ -43,6 +43,10 @@ pub struct TpchArgs {
     /// runs as one task; 0 runs every query as stages of parallel tasks.
     #[arg(long, default_value_t = tusk_sql::SINGLE_TASK_MAX_BYTES)]
     single_task_max_bytes: u64,
+    /// Timed runs of each query by each engine, taken in turns (Tusk, then
+    /// DataFusion) after one untimed run each; the median counts.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
 }
 
 /// One query, run by both engines.
@@ -70,6 +74,9 @@ impl Timed {
 pub async fn run(namenode: Option<String>, jobtracker: Option<String>, args: TpchArgs) -> anyhow::Result<()> {
     if !(args.scale.is_finite() && args.scale > 0.0) {
         bail!("--scale must be positive");
+    }
+    if args.runs == 0 {
+        bail!("--runs must be at least 1");
     }
     let queries = if args.queries.is_empty() { (1..=22).collect() } else { args.queries.clone() };
     if let Some(bad) = queries.iter().find(|n| !(1..=22).contains(*n)) {
@@ -103,11 +110,27 @@ async fn bench(target: &Target, jobtracker: Option<String>, args: &TpchArgs, que
     let mut runs = Vec::new();
     for &n in queries {
         eprintln!("Q{n}");
-        let tusk = time_tusk(&mut session, n).await;
-        let datafusion = time_baseline(&baseline, n).await;
-        runs.push(QueryRun { n, tusk, datafusion });
+        // Warm-up, then the timed runs in turns: a machine whose speed
+        // drifts slows both engines alike.
+        let mut tusk = tpch::run_query(&mut session, n).await.map(|_| Vec::new()).map_err(|e| e.to_string());
+        let mut datafusion = baseline.run_query(n).await.map(|_| Vec::new()).map_err(|e| e.to_string());
+        for _ in 0..args.runs {
+            if let Ok(t) = &mut tusk {
+                match time_tusk(&mut session, n).await {
+                    Ok(run) => t.push(run),
+                    Err(e) => tusk = Err(e),
+                }
+            }
+            if let Ok(d) = &mut datafusion {
+                match time_baseline(&baseline, n).await {
+                    Ok(run) => d.push(run),
+                    Err(e) => datafusion = Err(e),
+                }
+            }
+        }
+        runs.push(QueryRun { n, tusk: tusk.map(median), datafusion: datafusion.map(median) });
     }
-    print_queries(&runs, args.scale);
+    print_queries(&runs, args.scale, args.runs);
 
     if !args.keep {
         session.execute(&format!("DROP DATABASE {} CASCADE", report.db)).await?;
@@ -115,17 +138,27 @@ async fn bench(target: &Target, jobtracker: Option<String>, args: &TpchArgs, que
     Ok(())
 }
 
-/// Runs query `n` through the session once untimed (warm-up), then once timed.
+/// The run of median time, with the median CPU time of the runs.
+fn median(mut runs: Vec<Timed>) -> Timed {
+    let mut cpus: Vec<Duration> = runs.iter().filter_map(|r| r.cpu).collect();
+    cpus.sort();
+    let cpu = (cpus.len() == runs.len()).then(|| cpus.get(cpus.len() / 2).copied()).flatten();
+    runs.sort_by_key(|r| r.time);
+    let mid = runs.len() / 2;
+    let mut run = runs.swap_remove(mid);
+    run.cpu = cpu;
+    run
+}
+
+/// Runs query `n` through the session, timed.
 async fn time_tusk(session: &mut Session, n: usize) -> Result<Timed, String> {
-    tpch::run_query(session, n).await.map_err(|e| e.to_string())?;
     let (t, cpu) = (Instant::now(), busy_cpu());
     let batches = tpch::run_query(session, n).await.map_err(|e| e.to_string())?;
     Ok(Timed { time: t.elapsed(), cpu: cpu_since(cpu), batches })
 }
 
-/// Runs query `n` through plain DataFusion once untimed, then once timed.
+/// Runs query `n` through plain DataFusion, timed.
 async fn time_baseline(baseline: &Baseline, n: usize) -> Result<Timed, String> {
-    baseline.run_query(n).await.map_err(|e| e.to_string())?;
     let (t, cpu) = (Instant::now(), busy_cpu());
     let batches = baseline.run_query(n).await.map_err(|e| e.to_string())?;
     Ok(Timed { time: t.elapsed(), cpu: cpu_since(cpu), batches })
@@ -182,9 +215,12 @@ async fn print_load(dfs: &Client, report: &LoadReport) -> anyhow::Result<()> {
 /// The query table: each engine's time, the ratio, whether the results
 /// agree, and (at the scale of the known answers) whether each engine's
 /// result is the known answer.
-fn print_queries(runs: &[QueryRun], scale: f64) {
+fn print_queries(runs: &[QueryRun], scale: f64, times: usize) {
     let with_answers = scale == tpch::ANSWER_SCALE;
-    println!("each query run once untimed (warm-up), then timed once; tusk = SQL session, datafusion = one process");
+    println!(
+        "each query run once untimed (warm-up), then timed {times} time(s) by each engine in turns, the median shown; \
+         tusk = SQL session, datafusion = one process"
+    );
     println!("cpu: CPU time the whole machine was busy meanwhile (tusk: client, daemons and tasks)");
     println!(
         "{:<5} {:>10} {:>12} {:>7} {:>10} {:>10} {:>7} {:>11} {:>12}{}",

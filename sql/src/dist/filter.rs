@@ -4,13 +4,17 @@
 //!
 //! In one process DataFusion narrows a join's probe scan with the keys of
 //! the finished build side (dynamic filters). Across stages the build side
-//! is another stage's shuffle output, so [`add`] makes the probe stage wait
-//! for the build stage and read its keys: when the build side is a filtered
-//! subset of its table (a date range of orders, the parts of one brand),
-//! most probe rows have no partner, and dropping them in the scan stage
-//! saves their shuffle write, fetch and hashing in the join stage. Each
-//! probe task gives up filtering (passes rows through) when the build side
-//! has more than [`MAX_KEYS`] keys or when its first rows mostly pass.
+//! is another stage's shuffle output, so [`add`] places the filter as near
+//! the probe scans as the key columns follow ([`push`]) and makes the stage
+//! holding it wait for the build stage and read its keys: when the build
+//! side is a filtered subset of its table (a date range of orders, the
+//! parts of one brand), most probe rows have no partner, and dropping them
+//! where they are read saves their joins, aggregation, shuffle write,
+//! fetch and hashing in later stages. Each task gives up filtering (passes
+//! rows through) when the build side has more than [`MAX_KEYS`] keys or
+//! when its first rows mostly pass.
+
+mod push;
 
 use std::any::Any;
 use std::collections::HashSet;
@@ -29,16 +33,17 @@ use datafusion::common::{JoinType, NullEquality};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
-use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, replace_children_if_necessary};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::TryStreamExt;
 use tokio::sync::OnceCell;
 
 use super::ShuffleEnv;
+use push::Push;
 use super::planner::PlannedStage;
 use super::reader::{ReadMode, ShuffleReaderExec, decode_all, fetch};
 
@@ -253,43 +258,64 @@ fn selective(plan: &Arc<dyn ExecutionPlan>) -> bool {
 }
 
 /// When `join` (the plan before its children were cut) is a partitioned
-/// hash join that may drop unmatched probe rows, its children `cut` are
-/// both hash-partitioned stage outputs, and the build stage is selective
-/// and not estimated at more than [`MAX_KEYS`] rows: the probe stage waits
-/// for the build stage and filters its rows by the build keys before its
-/// shuffle.
-pub(crate) fn add(join: &Arc<dyn ExecutionPlan>, cut: &[Arc<dyn ExecutionPlan>], stages: &mut [PlannedStage]) -> Result<()> {
+/// hash join that may drop unmatched probe rows, its build side (`cut[0]`)
+/// is a selective stage's hash-partitioned output not estimated at more
+/// than [`MAX_KEYS`] rows, and its probe side reads a later stage: the
+/// probe rows are filtered by the build keys as low as their key columns
+/// follow (see [`push`]), in this stage (`cut[1]` is then replaced) or in
+/// an upstream one, which then waits for the build stage.
+pub(crate) fn add(join: &Arc<dyn ExecutionPlan>, cut: &mut [Arc<dyn ExecutionPlan>], stages: &mut [PlannedStage]) -> Result<()> {
     let Some(j) = (join.as_ref() as &dyn Any).downcast_ref::<HashJoinExec>() else { return Ok(()) };
     if *j.partition_mode() != PartitionMode::Partitioned || !drops_unmatched_probe(j) {
         return Ok(());
     }
-    let reader = |p: &Arc<dyn ExecutionPlan>| {
-        (p.as_ref() as &dyn Any).downcast_ref::<ShuffleReaderExec>().filter(|r| r.mode == ReadMode::Hash).map(|r| {
-            (r.stage, r.upstream_tasks, r.partitions)
-        })
-    };
     let stats = StatisticsContext::new().compute(j.left().as_ref(), &StatisticsArgs::new()).ok();
-    let ([l, r], Some(stats)) = (cut, stats) else { return Ok(()) };
-    let (Some((build, build_tasks, partitions)), Some((probe, ..))) = (reader(l), reader(r)) else { return Ok(()) };
+    let ([l, r], Some(stats)) = (&mut *cut, stats) else { return Ok(()) };
+    let Some((build, build_tasks, partitions)) = (l.as_ref() as &dyn Any)
+        .downcast_ref::<ShuffleReaderExec>()
+        .filter(|r| r.mode == ReadMode::Hash)
+        .map(|r| (r.stage, r.upstream_tasks, r.partitions))
+    else {
+        return Ok(());
+    };
     let too_big = matches!(stats.num_rows, Precision::Exact(n) | Precision::Inexact(n) if n > MAX_KEYS);
-    if build >= probe || too_big || !stages.get(build).is_some_and(|s| selective(&s.plan)) {
+    if too_big || !stages.get(build).is_some_and(|s| selective(&s.plan)) {
         return Ok(());
     }
-    let Some(stage) = stages.get_mut(probe) else { return Ok(()) };
-    let Some(rep) = (stage.plan.as_ref() as &dyn Any).downcast_ref::<RepartitionExec>() else { return Ok(()) };
     let (left_keys, right_keys): (Vec<_>, Vec<_>) = j.on().iter().cloned().unzip();
     // Equal values hash alike only as the same type.
-    let (ls, rs) = (l.schema(), rep.input().schema());
+    let (ls, rs) = (l.schema(), r.schema());
     let same_types = left_keys.iter().zip(&right_keys).all(|(a, b)| match (a.data_type(&ls), b.data_type(&rs)) {
         (Ok(x), Ok(y)) => x == y,
         _ => false,
     });
-    if !same_types {
-        return Ok(());
-    }
+    let columns: Option<Vec<usize>> = right_keys
+        .iter()
+        .map(|k| (k.as_ref() as &dyn Any).downcast_ref::<Column>().map(|c| c.index()))
+        .collect();
+    let (false, Some(columns)) = (!same_types, columns) else { return Ok(()) };
     let keys = BuildKeys { stage: build, tasks: build_tasks, partitions, schema: l.schema(), keys: left_keys };
-    let filter: Arc<dyn ExecutionPlan> = Arc::new(RuntimeFilterExec::new(rep.input().clone(), keys, right_keys));
-    stage.plan = replace_children_if_necessary(stage.plan.clone(), vec![filter])?;
-    stage.upstreams.push(build);
+    let mut push = Push { build: keys, stages, landed: None };
+    let probe = push.place(r.clone(), &columns)?;
+    let landed = push.landed;
+    match landed {
+        Some(up) => {
+            if let Some(stage) = stages.get_mut(up)
+                && !stage.upstreams.contains(&build)
+            {
+                stage.upstreams.push(build);
+            }
+        }
+        // In this stage, which reads the build stage already; right under
+        // the join it would only repeat the join's lookups.
+        None => {
+            let moved = (probe.as_ref() as &dyn Any)
+                .downcast_ref::<RuntimeFilterExec>()
+                .is_none_or(|f| !Arc::ptr_eq(&f.input, r));
+            if moved {
+                *r = probe;
+            }
+        }
+    }
     Ok(())
 }

@@ -268,7 +268,7 @@ fn walk(plan: Arc<dyn ExecutionPlan>, stages: &mut Vec<PlannedStage>) -> Result<
             }
         }
     }
-    super::filter::add(&plan, &new_children, stages)?;
+    super::filter::add(&plan, &mut new_children, stages)?;
     Ok((replace_children_if_necessary(plan, new_children)?, ups))
 }
 

@@ -46,6 +46,18 @@ async fn setup(cluster: &TestCluster) -> anyhow::Result<tusk_sql::Session> {
     Ok(s)
 }
 
+/// The stages of `sql`'s plan that scan `big`, the rows its job's runtime
+/// filters dropped, and the job.
+async fn filtered(s: &mut tusk_sql::Session, jc: &tusk_client::JobClient, sql: &str) -> anyhow::Result<(Vec<String>, u64, String)> {
+    let plan = query(s, &format!("EXPLAIN {sql}")).await?;
+    let scans = plan.iter().filter(|r| r[0].starts_with("stage ") && r[1].contains("data/big/")).map(|r| r[1].clone()).collect();
+    // Job names are the statement's first 120 characters.
+    let jobs = jc.list().await?;
+    let job = jobs.iter().find(|j| sql.starts_with(&j.name)).map(|j| j.job_id.clone()).unwrap_or_default();
+    let dropped = jc.job(&job, false).await?.counter("SQL", "RUNTIME_FILTER_DROPPED_ROWS");
+    Ok((scans, dropped as u64, job))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_run_across_workers_beside_their_blocks() -> anyhow::Result<()> {
     let cluster = TestCluster::builder().datanodes(3).workers(3).replication(1).start()?;
@@ -116,44 +128,42 @@ async fn queries_run_across_workers_beside_their_blocks() -> anyhow::Result<()> 
     // A partitioned join whose build side is a filtered stage (4 of the 40
     // keys, by a column the probe side does not have, so no predicate can
     // be inferred for it) filters its probe side by those keys before the
-    // shuffle: the
-    // probe stage waits for the build stage, and 9 in 10 rows of `big` are
-    // dropped in the scan stage. Semi and anti joins still give the right
-    // answers.
+    // shuffle: the probe stage waits for the build stage, and 9 in 10 rows
+    // of `big` are dropped in the scan stage. Semi and anti joins still
+    // give the right answers.
+    let dropped_rows = ROWS - 4 * (ROWS / KEYS);
     let sql_semi = "SELECT d.name FROM dims d WHERE d.name < 'key04' AND EXISTS (SELECT 1 FROM big b WHERE b.k = d.k) ORDER BY d.name";
     let got = query(&mut s, sql_semi).await?;
     assert_eq!(got, (0..4).map(|k| vec![format!("key{k:02}")]).collect::<Vec<_>>());
-    let plan = query(&mut s, &format!("EXPLAIN {sql_semi}")).await?;
-    let text: String = plan.iter().filter(|r| r[0].starts_with("stage ")).map(|r| format!("{}\n", r[1])).collect();
-    assert!(text.contains("RuntimeFilterExec") && text.contains("mode=Partitioned"), "{text}");
-    let jobs = jc.list().await?;
-    let semi: Vec<_> = jobs.iter().filter(|j| j.name == sql_semi).collect();
-    assert_eq!(semi.len(), 1, "{jobs:?}");
-    let report = jc.job(&semi[0].job_id, false).await?;
-    let dropped = report.counter("SQL", "RUNTIME_FILTER_DROPPED_ROWS");
-    assert_eq!(dropped as u64, ROWS - 4 * (ROWS / KEYS), "{report:?}");
+    let (scans, dropped, semi_job) = filtered(&mut s, &jc, sql_semi).await?;
+    assert!(scans.len() == 1 && scans[0].contains("RuntimeFilterExec") && scans[0].contains("reads stage(s)"), "{scans:?}");
+    assert_eq!(dropped, dropped_rows);
     // The filter follows its key down through an aggregate and across the
     // shuffle below it, into the stage scanning `big`.
     let sql_agg = "SELECT d.name FROM dims d WHERE d.name < 'key04' AND EXISTS \
                    (SELECT 1 FROM (SELECT k, sum(v) AS s FROM big GROUP BY k) t WHERE t.k = d.k AND t.s > 0) ORDER BY d.name";
     let got = query(&mut s, sql_agg).await?;
     assert_eq!(got, (0..4).map(|k| vec![format!("key{k:02}")]).collect::<Vec<_>>());
-    let plan = query(&mut s, &format!("EXPLAIN {sql_agg}")).await?;
-    let scans: Vec<&String> =
-        plan.iter().filter(|r| r[0].starts_with("stage ") && r[1].contains("data/big/")).map(|r| &r[1]).collect();
+    let (scans, dropped, _) = filtered(&mut s, &jc, sql_agg).await?;
     assert!(scans.len() == 1 && scans[0].contains("RuntimeFilterExec") && scans[0].contains("reads stage(s)"), "{scans:?}");
-    let jobs = jc.list().await?;
-    // Job names are the statement's first 120 characters.
-    let id = jobs.iter().find(|j| sql_agg.starts_with(&j.name)).map(|j| j.job_id.clone()).unwrap_or_default();
-    let dropped = jc.job(&id, false).await?.counter("SQL", "RUNTIME_FILTER_DROPPED_ROWS");
-    assert_eq!(dropped as u64, ROWS - 4 * (ROWS / KEYS));
+    assert_eq!(dropped, dropped_rows);
+    // A broadcast join's small build side (filtered dims, read by the join's
+    // tasks themselves) filters the scan of `big` in the stage before the
+    // aggregate: that stage reads the small table too, no stage waits.
+    let sql_bcast = "SELECT d.name, t.s FROM dims d JOIN (SELECT k, sum(v) AS s FROM big GROUP BY k) t ON d.k = t.k \
+                     WHERE d.name < 'key04' ORDER BY d.name";
+    let got = query(&mut s, sql_bcast).await?;
+    assert_eq!(got, (0..4).map(|k| vec![format!("key{k:02}"), want[&k].1.to_string()]).collect::<Vec<_>>());
+    let (scans, dropped, _) = filtered(&mut s, &jc, sql_bcast).await?;
+    assert!(scans.len() == 1 && scans[0].contains("of the build side below") && scans[0].contains("reads tables"), "{scans:?}");
+    assert_eq!(dropped, dropped_rows);
     // Keys 1 to 39 have a v above 299 960: only key 0 has none.
     let got = query(&mut s, "SELECT d.name FROM dims d WHERE d.name < 'key04' AND NOT EXISTS (SELECT 1 FROM big b WHERE b.k = d.k AND b.v > 299960)").await?;
     assert_eq!(got, vec![vec!["key00".to_string()]]);
 
     // A query's last task hands small results back in its report; a result
     // over 1 MiB goes through a file in the DFS, which the client deletes.
-    let report = jc.job(&semi[0].job_id, true).await?;
+    let report = jc.job(&semi_job, true).await?;
     let last = report.stages.last().map(|st| st.name.clone()).unwrap_or_default();
     let results: Vec<&str> = report.tasks.iter().filter(|t| t.stage == last).flat_map(|t| &t.attempts).map(|a| a.result_json.as_str()).collect();
     assert!(!results.is_empty() && results.iter().all(|r| r.starts_with("{\"rows\":")), "{results:?}");

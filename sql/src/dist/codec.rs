@@ -17,7 +17,7 @@ use datafusion_proto::protobuf;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
-use super::filter::{BuildKeys, RuntimeFilterExec};
+use super::filter::{BuildFrom, BuildKeys, RuntimeFilterExec};
 use super::reader::{ReadMode, ShuffleReaderExec};
 
 #[derive(Debug, Default)]
@@ -29,9 +29,10 @@ pub struct TuskCodec;
 enum Header {
     /// A [`ShuffleReaderExec`]; its schema follows.
     Reader { stage: usize, per_task: bool, partitions: usize, upstream_tasks: usize },
-    /// A [`RuntimeFilterExec`]; the build stage's schema, then the build
+    /// A [`RuntimeFilterExec`]; the build side's schema, then the build
     /// keys and the probe keys follow (each a length-prefixed message).
-    Filter { stage: usize, tasks: usize, partitions: usize, build_keys: usize, probe_keys: usize },
+    /// Without a build stage, the build plan is its second input.
+    Filter { stage: Option<usize>, tasks: usize, partitions: usize, build_keys: usize, probe_keys: usize },
 }
 
 fn bad(m: impl fmt::Display) -> DataFusionError {
@@ -76,7 +77,11 @@ impl PhysicalExtensionCodec for TuskCodec {
                 Ok(Arc::new(ShuffleReaderExec::new(stage, mode, upstream_tasks, Arc::new(schema), partitioning, None)))
             }
             Header::Filter { stage, tasks, partitions, build_keys, probe_keys } => {
-                let [input] = inputs else { return Err(bad("a runtime filter has one input")) };
+                let (input, from) = match (stage, inputs) {
+                    (Some(stage), [input]) => (input, BuildFrom::Stage { stage, tasks, partitions }),
+                    (None, [input, plan]) => (input, BuildFrom::Plan(plan.clone())),
+                    _ => return Err(bad("a runtime filter has its input, and its build plan without a build stage")),
+                };
                 let schema = Arc::new(schema_of(take(&mut rest)?)?);
                 let mut exprs = |n: usize, over: &Schema| -> Result<Vec<Arc<dyn PhysicalExpr>>> {
                     (0..n)
@@ -88,7 +93,7 @@ impl PhysicalExtensionCodec for TuskCodec {
                 };
                 let keys = exprs(build_keys, &schema)?;
                 let probe = exprs(probe_keys, &input.schema())?;
-                let build = BuildKeys { stage, tasks, partitions, schema, keys };
+                let build = BuildKeys { from, schema, keys };
                 Ok(Arc::new(RuntimeFilterExec::new(input.clone(), build, probe)))
             }
         }
@@ -115,10 +120,14 @@ impl PhysicalExtensionCodec for TuskCodec {
             for e in f.build.keys.iter().chain(&f.probe_keys) {
                 put(&mut body, &serialize_physical_expr(e, self)?);
             }
+            let (tasks, partitions) = match f.build.from {
+                BuildFrom::Stage { tasks, partitions, .. } => (tasks, partitions),
+                BuildFrom::Plan(_) => (0, 0),
+            };
             Header::Filter {
-                stage: f.build.stage,
-                tasks: f.build.tasks,
-                partitions: f.build.partitions,
+                stage: f.build.stage(),
+                tasks,
+                partitions,
                 build_keys: f.build.keys.len(),
                 probe_keys: f.probe_keys.len(),
             }

@@ -34,12 +34,13 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
-use futures::TryStreamExt;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties};
+use futures::{StreamExt, TryStreamExt};
 use tokio::sync::OnceCell;
 
 use super::ShuffleEnv;
@@ -56,16 +57,34 @@ pub const MAX_KEYS: usize = 2_000_000;
 const JUDGE_AFTER_ROWS: u64 = 200_000;
 const KEEP_RATIO: f64 = 0.9;
 
-/// Where the build side's keys are: a stage's hash-partitioned output.
+/// Where the build side's rows come from.
+#[derive(Debug, Clone)]
+pub enum BuildFrom {
+    /// A stage's output: `partitions` partitions of each of its `tasks`.
+    Stage { stage: usize, tasks: usize, partitions: usize },
+    /// A plan over small tables that the filtering task runs itself (a
+    /// build side read by every probe task, see the planner).
+    Plan(Arc<dyn ExecutionPlan>),
+}
+
+/// The build side's keys.
 #[derive(Debug, Clone)]
 pub struct BuildKeys {
-    pub stage: usize,
-    pub tasks: usize,
-    pub partitions: usize,
-    /// The build stage's output schema.
+    pub from: BuildFrom,
+    /// The build side's schema.
     pub schema: SchemaRef,
     /// Key expressions over `schema`.
     pub keys: Vec<Arc<dyn PhysicalExpr>>,
+}
+
+impl BuildKeys {
+    /// The build stage, when the keys come from one.
+    pub fn stage(&self) -> Option<usize> {
+        match self.from {
+            BuildFrom::Stage { stage, .. } => Some(stage),
+            BuildFrom::Plan(_) => None,
+        }
+    }
 }
 
 /// Passes on the rows of its input whose `probe_keys` hash like some row of
@@ -115,13 +134,11 @@ impl RuntimeFilterExec {
 impl DisplayAs for RuntimeFilterExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         let names = |k: &[Arc<dyn PhysicalExpr>]| k.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ");
-        write!(
-            f,
-            "RuntimeFilterExec: [{}] among the keys [{}] of stage {}",
-            names(&self.probe_keys),
-            names(&self.build.keys),
-            self.build.stage
-        )
+        let from = match self.build.stage() {
+            Some(stage) => format!("stage {stage}"),
+            None => "the build side below".to_string(),
+        };
+        write!(f, "RuntimeFilterExec: [{}] among the keys [{}] of {from}", names(&self.probe_keys), names(&self.build.keys))
     }
 }
 
@@ -136,7 +153,10 @@ impl ExecutionPlan for RuntimeFilterExec {
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.input]
+        match &self.build.from {
+            BuildFrom::Plan(build) => vec![&self.input, build],
+            BuildFrom::Stage { .. } => vec![&self.input],
+        }
     }
 
     fn apply_expressions(&self, f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>) -> Result<TreeNodeRecursion> {
@@ -150,9 +170,16 @@ impl ExecutionPlan for RuntimeFilterExec {
 
     #[allow(deprecated)]
     fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        let [input] = <[_; 1]>::try_from(children)
-            .map_err(|_| DataFusionError::Internal("RuntimeFilterExec takes one input".into()))?;
-        Ok(Arc::new(RuntimeFilterExec::new(input, self.build.clone(), self.probe_keys.clone())))
+        let mut build = self.build.clone();
+        let mut children = children.into_iter();
+        let input = children.next();
+        if let (BuildFrom::Plan(plan), Some(new)) = (&mut build.from, children.next()) {
+            *plan = new;
+        }
+        let (Some(input), None) = (input, children.next()) else {
+            return Err(DataFusionError::Internal("RuntimeFilterExec takes its input and its build plan".into()));
+        };
+        Ok(Arc::new(RuntimeFilterExec::new(input, build, self.probe_keys.clone())))
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
@@ -160,11 +187,11 @@ impl ExecutionPlan for RuntimeFilterExec {
             .session_config()
             .get_extension::<ShuffleEnv>()
             .ok_or_else(|| DataFusionError::Internal("RuntimeFilterExec runs only inside a Tusk task".into()))?;
-        let input = self.input.execute(partition, context)?;
+        let input = self.input.execute(partition, context.clone())?;
         let schema = self.input.schema();
         let (loaded, build, probe_keys) = (self.loaded.clone(), self.build.clone(), self.probe_keys.clone());
         let filtered = async move {
-            let keys = loaded.get_or_try_init(|| load(&env, &build)).await?.clone();
+            let keys = loaded.get_or_try_init(|| load(&env, context, &build)).await?.clone();
             let mut judge = Judge { env, rows_in: 0, rows_out: 0, on: keys.is_some() };
             Ok::<_, DataFusionError>(input.try_filter_map(move |batch| {
                 let out = match &keys {
@@ -213,17 +240,34 @@ fn hash_keys(keys: &[Arc<dyn PhysicalExpr>], batch: &RecordBatch, state: &Random
     Ok(hashes)
 }
 
-/// Fetches every partition of the build stage's output and hashes its keys;
-/// `None` when they are more than [`MAX_KEYS`].
-async fn load(env: &ShuffleEnv, build: &BuildKeys) -> Result<Option<Arc<KeySet>>> {
+/// Reads the whole build side (every partition of the build stage's
+/// output, or of the build plan) and hashes its keys; `None` when they are
+/// more than [`MAX_KEYS`].
+async fn load(env: &ShuffleEnv, ctx: Arc<TaskContext>, build: &BuildKeys) -> Result<Option<Arc<KeySet>>> {
     let state = RandomState::default();
     let mut hashes = HashSet::default();
-    for p in 0..build.partitions {
-        let segments = fetch(env, build.stage, p as u32, build.tasks).await?;
-        for batch in decode_all(segments) {
-            hashes.extend(hash_keys(&build.keys, &batch?, &state)?);
-            if hashes.len() > MAX_KEYS {
-                return Ok(None);
+    let mut add = |batch: RecordBatch| -> Result<bool> {
+        hashes.extend(hash_keys(&build.keys, &batch, &state)?);
+        Ok(hashes.len() <= MAX_KEYS)
+    };
+    match &build.from {
+        BuildFrom::Stage { stage, tasks, partitions } => {
+            for p in 0..*partitions {
+                for batch in decode_all(fetch(env, *stage, p as u32, *tasks).await?) {
+                    if !add(batch?)? {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+        BuildFrom::Plan(plan) => {
+            for p in 0..plan.output_partitioning().partition_count() {
+                let mut stream = plan.execute(p, ctx.clone())?;
+                while let Some(batch) = stream.next().await {
+                    if !add(batch?)? {
+                        return Ok(None);
+                    }
+                }
             }
         }
     }
@@ -257,29 +301,28 @@ fn selective(plan: &Arc<dyn ExecutionPlan>) -> bool {
     plan.children().into_iter().any(selective)
 }
 
-/// When `join` (the plan before its children were cut) is a partitioned
-/// hash join that may drop unmatched probe rows, its build side (`cut[0]`)
-/// is a selective stage's hash-partitioned output not estimated at more
-/// than [`MAX_KEYS`] rows, and its probe side reads a later stage: the
+/// When `join` (the plan before its children were cut) is a hash join that
+/// may drop unmatched probe rows and whose build side (`cut[0]`) is
+/// selective and not estimated at more than [`MAX_KEYS`] rows, and either
+/// a stage's output (partitioned join, or collect-left join reading one) or
+/// a plan over small tables run in this stage (collect-left join): the
 /// probe rows are filtered by the build keys as low as their key columns
-/// follow (see [`push`]), in this stage (`cut[1]` is then replaced) or in
-/// an upstream one, which then waits for the build stage.
-pub(crate) fn add(join: &Arc<dyn ExecutionPlan>, cut: &mut [Arc<dyn ExecutionPlan>], stages: &mut [PlannedStage]) -> Result<()> {
+/// follow (see [`push`]), when that is in an upstream stage (which then
+/// waits for the build stage, if there is one).
+pub(crate) fn add(join: &Arc<dyn ExecutionPlan>, cut: &[Arc<dyn ExecutionPlan>], stages: &mut [PlannedStage]) -> Result<()> {
     let Some(j) = (join.as_ref() as &dyn Any).downcast_ref::<HashJoinExec>() else { return Ok(()) };
-    if *j.partition_mode() != PartitionMode::Partitioned || !drops_unmatched_probe(j) {
+    if !drops_unmatched_probe(j) {
         return Ok(());
     }
     let stats = StatisticsContext::new().compute(j.left().as_ref(), &StatisticsArgs::new()).ok();
-    let ([l, r], Some(stats)) = (&mut *cut, stats) else { return Ok(()) };
-    let Some((build, build_tasks, partitions)) = (l.as_ref() as &dyn Any)
-        .downcast_ref::<ShuffleReaderExec>()
-        .filter(|r| r.mode == ReadMode::Hash)
-        .map(|r| (r.stage, r.upstream_tasks, r.partitions))
-    else {
-        return Ok(());
-    };
+    let ([l, r], Some(stats)) = (cut, stats) else { return Ok(()) };
+    let Some(from) = build_from(j, l) else { return Ok(()) };
     let too_big = matches!(stats.num_rows, Precision::Exact(n) | Precision::Inexact(n) if n > MAX_KEYS);
-    if too_big || !stages.get(build).is_some_and(|s| selective(&s.plan)) {
+    let selective = match &from {
+        BuildFrom::Stage { stage, .. } => stages.get(*stage).is_some_and(|s| selective(&s.plan)),
+        BuildFrom::Plan(plan) => selective(plan),
+    };
+    if too_big || !selective {
         return Ok(());
     }
     let (left_keys, right_keys): (Vec<_>, Vec<_>) = j.on().iter().cloned().unzip();
@@ -294,28 +337,52 @@ pub(crate) fn add(join: &Arc<dyn ExecutionPlan>, cut: &mut [Arc<dyn ExecutionPla
         .map(|k| (k.as_ref() as &dyn Any).downcast_ref::<Column>().map(|c| c.index()))
         .collect();
     let (false, Some(columns)) = (!same_types, columns) else { return Ok(()) };
-    let keys = BuildKeys { stage: build, tasks: build_tasks, partitions, schema: l.schema(), keys: left_keys };
+    let keys = BuildKeys { from, schema: l.schema(), keys: left_keys };
+    let build = keys.stage();
     let mut push = Push { build: keys, stages, landed: None };
-    let probe = push.place(r.clone(), &columns)?;
-    let landed = push.landed;
-    match landed {
-        Some(up) => {
-            if let Some(stage) = stages.get_mut(up)
-                && !stage.upstreams.contains(&build)
-            {
-                stage.upstreams.push(build);
-            }
-        }
-        // In this stage, which reads the build stage already; right under
-        // the join it would only repeat the join's lookups.
-        None => {
-            let moved = (probe.as_ref() as &dyn Any)
-                .downcast_ref::<RuntimeFilterExec>()
-                .is_none_or(|f| !Arc::ptr_eq(&f.input, r));
-            if moved {
-                *r = probe;
-            }
-        }
+    // In this stage, which reads the build side already, the filter would
+    // repeat the join's lookups, or make them before a more selective join
+    // below it: it is dropped unless it moved upstream, where it saves a
+    // shuffle.
+    push.place(r.clone(), &columns)?;
+    if let (Some(up), Some(build)) = (push.landed, build)
+        && let Some(stage) = stages.get_mut(up)
+        && !stage.upstreams.contains(&build)
+    {
+        stage.upstreams.push(build);
     }
     Ok(())
+}
+
+/// Where the build side (`left`, cut) of `j` comes from, when a filter can
+/// get its keys: a hash-partitioned stage output (partitioned join), a
+/// stage output merged for a collect-left join, or a plan of its own
+/// (collect-left join over small tables, no stage inside).
+fn build_from(j: &HashJoinExec, left: &Arc<dyn ExecutionPlan>) -> Option<BuildFrom> {
+    let reader = |p: &Arc<dyn ExecutionPlan>, mode: ReadMode| {
+        (p.as_ref() as &dyn Any).downcast_ref::<ShuffleReaderExec>().filter(|r| r.mode == mode).map(|r| (r.stage, r.upstream_tasks, r.partitions))
+    };
+    match j.partition_mode() {
+        PartitionMode::Partitioned => {
+            reader(left, ReadMode::Hash).map(|(stage, tasks, partitions)| BuildFrom::Stage { stage, tasks, partitions })
+        }
+        PartitionMode::CollectLeft => {
+            if let Some(c) = (left.as_ref() as &dyn Any).downcast_ref::<CoalescePartitionsExec>() {
+                // Each upstream task wrote one partition.
+                return reader(c.input(), ReadMode::PerTask).map(|(stage, tasks, _)| BuildFrom::Stage { stage, tasks, partitions: 1 });
+            }
+            (left.output_partitioning().partition_count() == 1 && standalone(left)).then(|| BuildFrom::Plan(left.clone()))
+        }
+        _ => None,
+    }
+}
+
+/// True when `plan` reads no stage output (directly or for a filter), so
+/// any task may run it.
+fn standalone(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    let any = plan.as_ref() as &dyn Any;
+    if any.is::<ShuffleReaderExec>() || any.downcast_ref::<RuntimeFilterExec>().is_some_and(|f| f.build.stage().is_some()) {
+        return false;
+    }
+    plan.children().into_iter().all(standalone)
 }

@@ -21,8 +21,8 @@
 //!   exchange) gets that side as one partition inside its own stage: every
 //!   probe task reads the small tables itself, which costs less than a
 //!   stage of its own (a task start and a shuffle on the critical path);
-//! - a partitioned join whose build side is a selective stage makes its
-//!   probe stage filter rows by the build keys first (see [`super::filter`]);
+//! - a join whose build side is selective makes the upstream stage reading
+//!   its probe rows filter them by the build keys (see [`super::filter`]);
 //! - what is left above the last cut is the final stage, whose tasks write
 //!   the result into the DFS.
 //!
@@ -268,7 +268,7 @@ fn walk(plan: Arc<dyn ExecutionPlan>, stages: &mut Vec<PlannedStage>) -> Result<
             }
         }
     }
-    super::filter::add(&plan, &mut new_children, stages)?;
+    super::filter::add(&plan, &new_children, stages)?;
     Ok((replace_children_if_necessary(plan, new_children)?, ups))
 }
 

@@ -50,9 +50,9 @@ pub(super) struct Push<'a> {
 }
 
 impl Push<'_> {
-    /// `plan` with the filter placed as low as the key columns `columns`
-    /// (one per build key, in `plan`'s output) can follow; `plan` itself
-    /// when the filter moved into an upstream stage.
+    /// Places the filter as low as the key columns `columns` (one per build
+    /// key, in `plan`'s output) follow: in an upstream stage (changed in
+    /// place; `plan` itself is returned), or in `plan` (returned changed).
     pub(super) fn place(&mut self, plan: Arc<dyn ExecutionPlan>, columns: &[usize]) -> Result<Arc<dyn ExecutionPlan>> {
         let keys: Vec<Key> = columns.iter().enumerate().map(|(build, &column)| Key { build, column }).collect();
         self.down(plan, keys)
@@ -64,7 +64,7 @@ impl Push<'_> {
             // the filter moves into the stage writing them, when that one
             // comes after the build stage.
             let up = r.stage;
-            let upstream = self.stages.get(up).filter(|_| r.mode == ReadMode::Hash && up > self.build.stage).and_then(|s| {
+            let upstream = self.stages.get(up).filter(|_| r.mode == ReadMode::Hash && self.build.stage().is_none_or(|b| up > b)).and_then(|s| {
                 (s.plan.as_ref() as &dyn Any).downcast_ref::<RepartitionExec>().map(|rep| (s.plan.clone(), rep.input().clone()))
             });
             let Some((root, input)) = upstream else { return self.here(plan, &keys) };

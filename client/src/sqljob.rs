@@ -18,8 +18,10 @@
 //!   task index, 5 digits). The client reads the parts in task order once
 //!   the job succeeded and deletes `result_dir`.
 //! - With [`SqlJobSpec::direct_results`] (queries), a last-stage task whose
-//!   rows take at most [`DIRECT_RESULT_MAX_BYTES`] of Arrow IPC hands them
-//!   back in its attempt's `result_json` ([`SqlTaskResult`]) instead, as
+//!   rows take at most its share of [`DIRECT_RESULT_MAX_BYTES`] of Arrow IPC
+//!   (the stage's tasks share it, so that the job report carrying them
+//!   stays small) hands them back in its attempt's `result_json`
+//!   ([`SqlTaskResult`]) instead, as
 //!   Spark returns small task results to its driver: no file, no commit.
 //!   A bigger result is written to the attempt's file as above and not
 //!   committed: the result names it and the client reads it from there.
@@ -103,9 +105,9 @@ pub struct SqlJobSpec {
     pub direct_results: bool,
 }
 
-/// The most Arrow IPC bytes a last-stage task hands back in its report
-/// ([`SqlJobSpec::direct_results`]); Spark's `spark.task.maxDirectResultSize`
-/// is the same 1 MiB.
+/// The most Arrow IPC bytes the last stage's tasks hand back in their
+/// reports, together ([`SqlJobSpec::direct_results`]); Spark's
+/// `spark.task.maxDirectResultSize` is the same 1 MiB, per task.
 pub const DIRECT_RESULT_MAX_BYTES: usize = 1 << 20;
 
 /// A last-stage task's `result_json` when the job has
@@ -142,10 +144,11 @@ pub struct SqlTaskSpec {
     /// The job's write, for a task of its last stage.
     #[serde(default)]
     pub write: Option<SqlWriteSpec>,
-    /// A task of the last stage hands its result back (see
-    /// [`SqlJobSpec::direct_results`]).
+    /// A task of the last stage hands its result back when its Arrow IPC
+    /// takes at most this many bytes (see [`SqlJobSpec::direct_results`]);
+    /// 0: it writes a file.
     #[serde(default)]
-    pub direct_result: bool,
+    pub direct_result_max_bytes: u64,
 }
 
 /// Name of a result part: `part-00003.arrow`.

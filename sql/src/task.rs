@@ -29,9 +29,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 use object_store::ObjectStore;
 use tokio::io::AsyncWriteExt;
-use tusk_client::sqljob::{
-    DIRECT_RESULT_MAX_BYTES, SqlOutput, SqlTaskResult, SqlTaskSpec, SqlWriteSpec, attempt_data_dir, result_part_name,
-};
+use tusk_client::sqljob::{SqlOutput, SqlTaskResult, SqlTaskSpec, SqlWriteSpec, attempt_data_dir, result_part_name};
 use tusk_client::{Client, ClientConfig};
 use tusk_mapreduce::api::Reporter;
 use tusk_mapreduce::control::{ControlLine, TASK_MEMORY_ENV};
@@ -104,7 +102,9 @@ pub async fn run(spec: &str, _work_dir: &Path, output_dir: &Path, scratch_dir: &
             );
             match &spec.write {
                 Some(w) => no_result(write_table(plan, part, task_ctx, store, &spec, w, &path).await),
-                None if spec.direct_result => hand_back(plan, part, task_ctx, store, &path).await,
+                None if spec.direct_result_max_bytes > 0 => {
+                    hand_back(plan, part, task_ctx, store, &path, spec.direct_result_max_bytes as usize).await
+                }
                 None => no_result(write_result(plan, part, task_ctx, store, &path).await),
             }
         }
@@ -322,14 +322,15 @@ async fn write_result(plan: Arc<dyn ExecutionPlan>, part: usize, ctx: Arc<TaskCo
 
 /// Runs partition `part` and hands its rows back as the attempt's result
 /// (`SqlTaskResult`): the Arrow IPC stream itself when it takes at most
-/// `DIRECT_RESULT_MAX_BYTES`, else the DFS file at `path` it was written to.
-/// Returns the rows and the result's JSON.
+/// `max_bytes`, else the DFS file at `path` it was written to. Returns the
+/// rows and the result's JSON.
 async fn hand_back(
     plan: Arc<dyn ExecutionPlan>,
     part: usize,
     ctx: Arc<TaskContext>,
     store: Arc<DfsStore>,
     path: &str,
+    max_bytes: usize,
 ) -> Result<(u64, String)> {
     use base64::Engine as _;
     let schema = plan.schema();
@@ -345,7 +346,7 @@ async fn hand_back(
         let batch = batch?;
         rows += batch.num_rows() as u64;
         writer.write(&compact(batch)?).map_err(SqlError::execution)?;
-        if writer.get_ref().len() > DIRECT_RESULT_MAX_BYTES {
+        if writer.get_ref().len() > max_bytes {
             rows += continue_ipc(store, path, writer, &mut stream).await?;
             break SqlTaskResult::File(path.to_string());
         }

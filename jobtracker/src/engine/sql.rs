@@ -11,7 +11,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use tusk_client::sqljob::{
-    SQL_ENGINE, SqlJobSpec, SqlOutput, SqlTaskSpec, attempt_data_dir, result_part_name, task_data_dir,
+    DIRECT_RESULT_MAX_BYTES, SQL_ENGINE, SqlJobSpec, SqlOutput, SqlTaskSpec, attempt_data_dir, result_part_name,
+    task_data_dir,
 };
 use tusk_client::{Client, ErrorKind};
 
@@ -239,7 +240,13 @@ impl Engine for SqlEngine {
             namenode: job.spec.namenode.clone(),
             jobtracker: self.jobtracker_addr.clone(),
             write: if stage.output == SqlOutput::Result { job.spec.write.clone() } else { None },
-            direct_result: stage.output == SqlOutput::Result && direct(&job.spec),
+            direct_result_max_bytes: if stage.output == SqlOutput::Result && direct(&job.spec) {
+                // The stage's tasks share the budget: the job report carries
+                // all of their results.
+                (DIRECT_RESULT_MAX_BYTES / stage.task_hosts.len().max(1)) as u64
+            } else {
+                0
+            },
         };
         let spec_json = serde_json::to_string(&spec)
             .map_err(|e| JobtrackerError::Internal(format!("{}: encoding: {e}", l.attempt_id)))?;

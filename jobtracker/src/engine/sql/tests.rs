@@ -174,7 +174,7 @@ async fn attempts_get_their_stage_s_task_spec() {
         namenode: "nn:8020".into(),
         jobtracker: "10.0.0.1:8021".into(),
         write: None,
-        direct_result: false,
+        direct_result_max_bytes: 0,
     };
     assert_eq!(t, want);
     let t: SqlTaskSpec = serde_json::from_str(&e.launch(&launch(0, 0)).unwrap().spec_json).unwrap();
@@ -182,6 +182,20 @@ async fn attempts_get_their_stage_s_task_spec() {
     assert!(e.launch(&launch(3, 0)).is_err(), "no such stage");
     e.detach("job_1_0001");
     assert!(e.launch(&launch(0, 0)).is_err());
+
+    // A query handing results back: the last stage's tasks share the
+    // budget; the shuffle stages have none.
+    let mut spec = join_spec();
+    spec.direct_results = true;
+    let d = e.plan("alice", &json(&spec)).await.unwrap();
+    e.attach("job_1_0002", "alice", &d.doc).unwrap();
+    let budget = |stage, task| -> u64 {
+        let p = e.launch(&Launch { job_id: "job_1_0002".into(), ..launch(stage, task) }).unwrap();
+        serde_json::from_str::<SqlTaskSpec>(&p.spec_json).unwrap().direct_result_max_bytes
+    };
+    let last_tasks = spec.stages[2].task_hosts.len() as u64;
+    assert_eq!(budget(2, 1), DIRECT_RESULT_MAX_BYTES as u64 / last_tasks);
+    assert_eq!(budget(0, 0), 0);
 }
 
 #[test]

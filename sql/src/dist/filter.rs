@@ -1,6 +1,6 @@
 //! Runtime filters between stages: [`RuntimeFilterExec`] drops the rows of
-//! a partitioned join's probe side whose keys are not among its build
-//! side's keys, before they are shuffled.
+//! a join's probe side whose keys are not among its build side's keys, in
+//! the upstream stage that reads them.
 //!
 //! In one process DataFusion narrows a join's probe scan with the keys of
 //! the finished build side (dynamic filters). Across stages the build side
@@ -23,6 +23,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, BooleanArray};
+use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -218,7 +219,7 @@ impl Judge {
     fn apply(&mut self, keys: &KeySet, probe_keys: &[Arc<dyn PhysicalExpr>], batch: RecordBatch) -> Result<Option<RecordBatch>> {
         let n = batch.num_rows();
         let hashes = hash_keys(probe_keys, &batch, &keys.state)?;
-        let mask: BooleanArray = hashes.iter().map(|h| Some(keys.hashes.contains(h))).collect();
+        let mask = BooleanArray::new(BooleanBuffer::collect_bool(n, |i| keys.hashes.contains(&hashes[i])), None);
         let out = filter_record_batch(&batch, &mask)?;
         self.rows_in += n as u64;
         self.rows_out += out.num_rows() as u64;
@@ -286,8 +287,8 @@ fn drops_unmatched_probe(j: &HashJoinExec) -> bool {
         && !j.on().is_empty()
 }
 
-/// True when `plan` (a build stage's fragment) keeps only some rows of what
-/// it reads: a filter, a scan predicate or an inner or semi join below.
+/// True when `plan` (a build side) keeps only some rows of what it reads:
+/// a filter or an inner or semi join below.
 fn selective(plan: &Arc<dyn ExecutionPlan>) -> bool {
     let any = plan.as_ref() as &dyn Any;
     if any.is::<FilterExec>() {
@@ -336,14 +337,10 @@ pub(crate) fn add(join: &Arc<dyn ExecutionPlan>, cut: &[Arc<dyn ExecutionPlan>],
         .iter()
         .map(|k| (k.as_ref() as &dyn Any).downcast_ref::<Column>().map(|c| c.index()))
         .collect();
-    let (false, Some(columns)) = (!same_types, columns) else { return Ok(()) };
+    let Some(columns) = columns.filter(|_| same_types) else { return Ok(()) };
     let keys = BuildKeys { from, schema: l.schema(), keys: left_keys };
     let build = keys.stage();
     let mut push = Push { build: keys, stages, landed: None };
-    // In this stage, which reads the build side already, the filter would
-    // repeat the join's lookups, or make them before a more selective join
-    // below it: it is dropped unless it moved upstream, where it saves a
-    // shuffle.
     push.place(r.clone(), &columns)?;
     if let (Some(up), Some(build)) = (push.landed, build)
         && let Some(stage) = stages.get_mut(up)

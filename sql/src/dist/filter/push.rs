@@ -44,18 +44,21 @@ struct Key {
 pub(super) struct Push<'a> {
     pub build: BuildKeys,
     pub stages: &'a mut [PlannedStage],
-    /// The earlier stage the filter landed in (it must then wait for the
-    /// build stage); `None`: the stage being cut.
+    /// The upstream stage the filter landed in (it must then wait for the
+    /// build stage, if there is one); `None`: it was not placed.
     pub landed: Option<usize>,
 }
 
 impl Push<'_> {
-    /// Places the filter as low as the key columns `columns` (one per build
-    /// key, in `plan`'s output) follow: in an upstream stage (changed in
-    /// place; `plan` itself is returned), or in `plan` (returned changed).
-    pub(super) fn place(&mut self, plan: Arc<dyn ExecutionPlan>, columns: &[usize]) -> Result<Arc<dyn ExecutionPlan>> {
+    /// Follows the key columns `columns` (one per build key, in the output
+    /// of `plan`, the join's probe side in the stage being cut) down, and
+    /// places the filter as low as they go when that is in an upstream
+    /// stage (rewritten in place). In the join's own stage the filter would
+    /// repeat the join's lookups, or make them before a more selective join
+    /// below it: it is not placed there.
+    pub(super) fn place(&mut self, plan: Arc<dyn ExecutionPlan>, columns: &[usize]) -> Result<()> {
         let keys: Vec<Key> = columns.iter().enumerate().map(|(build, &column)| Key { build, column }).collect();
-        self.down(plan, keys)
+        self.down(plan, keys).map(|_| ())
     }
 
     fn down(&mut self, plan: Arc<dyn ExecutionPlan>, keys: Vec<Key>) -> Result<Arc<dyn ExecutionPlan>> {
@@ -82,13 +85,18 @@ impl Push<'_> {
         replace_children_if_necessary(plan, children)
     }
 
-    /// `plan` under a filter on `keys`.
+    /// `plan` under a filter on `keys`, in an upstream stage; `plan` itself
+    /// in the join's own stage.
     fn here(&mut self, plan: Arc<dyn ExecutionPlan>, keys: &[Key]) -> Result<Arc<dyn ExecutionPlan>> {
+        if self.landed.is_none() {
+            return Ok(plan);
+        }
         let schema = plan.schema();
-        let probe: Vec<Arc<dyn PhysicalExpr>> = keys
+        let probe: Option<Vec<Arc<dyn PhysicalExpr>>> = keys
             .iter()
-            .map(|k| Arc::new(Column::new(schema.field(k.column).name(), k.column)) as Arc<dyn PhysicalExpr>)
+            .map(|k| schema.fields().get(k.column).map(|f| Arc::new(Column::new(f.name(), k.column)) as Arc<dyn PhysicalExpr>))
             .collect();
+        let Some(probe) = probe else { return Ok(plan) };
         let mut build = self.build.clone();
         build.keys = keys.iter().filter_map(|k| self.build.keys.get(k.build).cloned()).collect();
         Ok(Arc::new(RuntimeFilterExec::new(plan, build, probe)))

@@ -29,7 +29,9 @@ pub enum ControlLine {
     Progress { progress: f32, status: String, counters: Vec<(String, String, i64)> },
     /// The attempt succeeded: the engine's result (a
     /// [`TaskResult`](crate::spec::TaskResult) as JSON) and the final
-    /// counters. The process exits 0 right after printing it.
+    /// counters. Printed last, once the output is complete: it is the
+    /// attempt's commit, and the worker reports the success without waiting
+    /// for the process to exit.
     Done { result_json: String, counters: Vec<(String, String, i64)> },
 }
 

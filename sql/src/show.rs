@@ -228,7 +228,8 @@ pub(crate) async fn explain(e: &mut Engine, stmt: Statement, analyze: bool, verb
     if let Mode::Distributed { slots, .. } = mode
         && crate::dist::run::reads_files(&physical.plan)
     {
-        let stages = crate::dist::run::stages(&physical)?;
+        let staged = crate::dist::run::stages(&physical, true)?;
+        let stages = &staged.stages;
         let n = stages.len();
         for (i, st) in stages.iter().enumerate() {
             let what = match st.output {
@@ -252,6 +253,12 @@ pub(crate) async fn explain(e: &mut Engine, stmt: Statement, analyze: bool, verb
                     st.tasks(),
                     displayable(st.plan.as_ref()).indent(verbose)
                 ),
+            ]);
+        }
+        if let Some(merge) = &staged.client_merge {
+            rows.push(vec![
+                "client".to_string(),
+                format!("merges the rows of stage {}'s tasks\n{}", n.saturating_sub(1), displayable(merge.as_ref()).indent(verbose)),
             ]);
         }
         rows.push(vec![

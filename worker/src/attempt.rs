@@ -27,7 +27,8 @@ use tusk_mapreduce::control::ControlLine;
 use tusk_proto::compute::Counters;
 
 use crate::error::{Result, WorkerError};
-use crate::runtime::{LaunchSpec, Limits, RunningTask};
+use crate::runtime::{ExitOutcome, LaunchSpec, Limits, RunningTask, TaskControl};
+use futures::future::BoxFuture;
 use crate::worker::Worker;
 use channel::ControlChannel;
 pub(crate) use outcome::Outcome;
@@ -39,6 +40,9 @@ const MEMORY_CHECK: Duration = Duration::from_millis(500);
 const KILL_GRACE: Duration = Duration::from_secs(1);
 /// How long the rest of stdout is read after the task's main process exited.
 const DRAIN: Duration = Duration::from_secs(2);
+/// How long a task that printed its `done` line may take to exit before
+/// its process group is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
 
 /// What the worker decided to run.
 #[derive(Debug, Clone)]
@@ -165,6 +169,15 @@ async fn supervise(
                     last_line = Instant::now();
                     on_line(worker, &plan.attempt_id, line, &mut done, &mut latest);
                 }
+                if let Some(done) = done.take() {
+                    // The done line is the task's commit (Hadoop's `done()`):
+                    // its output is complete, so it succeeded now, even if a
+                    // kill arrived meanwhile; tearing the process down is
+                    // off the job's critical path.
+                    channel.flush();
+                    tokio::spawn(reap(plan.attempt_id.clone(), exit, control));
+                    return Outcome::succeeded(done);
+                }
             }
             _ = memory.tick(), if watch_memory && stopped.is_none() => {
                 let used = control.memory_usage().await;
@@ -213,6 +226,19 @@ async fn supervise(
     tokio::task::spawn_blocking(move || Outcome::decide(stopped, exited, done, latest, &stderr))
         .await
         .unwrap_or_else(|e| Outcome::failed(format!("deciding the outcome: {e}"), String::new(), Counters::default()))
+}
+
+/// Waits (at most [`EXIT_GRACE`]) for a task that printed its `done` line
+/// to exit, then kills whatever it left running.
+async fn reap(attempt_id: String, exit: BoxFuture<'static, Result<ExitOutcome>>, control: Arc<dyn TaskControl>) {
+    match tokio::time::timeout(EXIT_GRACE, exit).await {
+        Ok(Ok(ExitOutcome::Code(0))) => {}
+        Ok(Ok(other)) => tracing::warn!(attempt = %attempt_id, "the task ended with {other} after its done line"),
+        Ok(Err(e)) => tracing::warn!(attempt = %attempt_id, "after its done line: {e}"),
+        // Dropping the exit future kills the process group.
+        Err(_) => tracing::warn!(attempt = %attempt_id, "the task did not exit within {EXIT_GRACE:?} of its done line"),
+    }
+    control.kill();
 }
 
 /// A control line: progress goes to the next heartbeat, `done` is kept.

@@ -23,8 +23,10 @@
 //!   stage of its own (a task start and a shuffle on the critical path);
 //! - a join whose build side is selective makes the upstream stage reading
 //!   its probe rows filter them by the build keys (see [`super::filter`]);
-//! - what is left above the last cut is the final stage, whose tasks write
-//!   the result into the DFS.
+//! - what is left above the last cut is the final stage, whose tasks hand
+//!   the result back (or write table files); for a query, a final stage
+//!   that only merges the task outputs of the stage before it is left to
+//!   the client ([`merge_in_client`]).
 //!
 //! Every operator inside a stage works partition by partition, so task `i`
 //! of a stage runs partition `i` of its fragment; a scan task prefers the
@@ -89,6 +91,33 @@ pub fn cut(plan: Arc<dyn ExecutionPlan>) -> Result<Vec<PlannedStage>> {
     let task_hosts = (0..tasks).map(|i| hosts_of(&root, i)).collect();
     stages.push(PlannedStage { plan: root, output: SqlOutput::Result, upstreams, task_hosts });
     Ok(stages)
+}
+
+/// When the final stage only merges the task outputs of the stage before it
+/// (a `SortPreservingMergeExec` or `CoalescePartitionsExec`, with its
+/// `fetch`, over a per-task shuffle read no other stage reads), drops that
+/// stage: the one before becomes the final stage, each of its tasks hands
+/// its rows back, and the returned merge (still over the
+/// [`ShuffleReaderExec`]) is what the client runs on them. That saves a
+/// task start and a shuffle on every such query's critical path, as a
+/// single-process engine merges its partitions in the process that asked.
+pub fn merge_in_client(stages: &mut Vec<PlannedStage>) -> Option<Arc<dyn ExecutionPlan>> {
+    let n = stages.len();
+    let last = stages.last()?;
+    let root = last.plan.clone();
+    if !(any(&root).is::<SortPreservingMergeExec>() || any(&root).is::<CoalescePartitionsExec>()) {
+        return None;
+    }
+    let child = root.children().first().map(|c| (*c).clone())?;
+    let reader = any(&child).downcast_ref::<ShuffleReaderExec>()?;
+    let before = n.checked_sub(2)?;
+    let read_elsewhere = stages[..n - 1].iter().any(|s| s.upstreams.contains(&before));
+    if reader.mode != ReadMode::PerTask || reader.stage != before || last.upstreams != [before] || read_elsewhere {
+        return None;
+    }
+    stages.pop();
+    stages[before].output = SqlOutput::Result;
+    Some(root)
 }
 
 /// `plan` run whole by one task, its partitions on the task's threads and

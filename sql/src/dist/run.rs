@@ -17,7 +17,10 @@ use tusk_client::sqljob::{SQL_ENGINE, SqlJobSpec, SqlStageSpec, SqlTaskResult, S
 use tusk_client::{AttemptState, JobClient, JobState};
 
 use super::codec::encode_plan;
-use super::planner::{FileBlocks, PlannedStage, cut, whole};
+use super::planner::{FileBlocks, PlannedStage, cut, merge_in_client, whole};
+use super::reader::ShuffleReaderExec;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::datasource::memory::MemorySourceConfig;
 use crate::error::{Result, SqlError};
 use crate::exec::{Engine, Physical, df_error};
 use crate::write::{MAX_DYNAMIC_PARTITIONS, WriteSummary, summaries_of};
@@ -55,26 +58,53 @@ pub(crate) fn scan_size(plan: &Arc<dyn ExecutionPlan>) -> Option<u64> {
     Some(total)
 }
 
-/// The stages of `physical`, as EXPLAIN shows them: one stage of one task
-/// for a one-task plan.
-pub(crate) fn stages(physical: &Physical) -> Result<Vec<PlannedStage>> {
-    if physical.one_task {
-        return Ok(vec![whole(physical.plan.clone())]);
-    }
-    cut(physical.plan.clone()).map_err(df_error)
+/// How a plan runs as a job.
+pub(crate) struct Staged {
+    pub stages: Vec<PlannedStage>,
+    /// For a query: the merge the client runs over the final stage's task
+    /// outputs (see [`merge_in_client`]).
+    pub client_merge: Option<Arc<dyn ExecutionPlan>>,
 }
 
-/// Runs `plan` as a job; returns its rows in task order.
+/// The stages of `physical`, as EXPLAIN shows them: one stage of one task
+/// for a one-task plan. A query (`to_client`) may leave its last merge to
+/// the client.
+pub(crate) fn stages(physical: &Physical, to_client: bool) -> Result<Staged> {
+    if physical.one_task {
+        return Ok(Staged { stages: vec![whole(physical.plan.clone())], client_merge: None });
+    }
+    let mut stages = cut(physical.plan.clone()).map_err(df_error)?;
+    let client_merge = if to_client { merge_in_client(&mut stages) } else { None };
+    Ok(Staged { stages, client_merge })
+}
+
+/// Runs `plan` as a job; returns its rows (in task order, or merged by the
+/// client as the plan says).
 pub(crate) async fn run(e: &Engine, name: &str, plan: Physical) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let schema = plan.plan.schema();
     let result_dir = format!("/tmp/tusk-sql/{}/{}", e.dfs.user(), uuid::Uuid::new_v4().simple());
-    let outcome = run_job(e, name, plan, &result_dir, None).await;
+    let staged = stages(&plan, true)?;
+    let merge = staged.client_merge.clone();
+    let outcome = run_job(e, name, staged, &result_dir, None).await;
     // Small results came back in the reports: only a big one (or a
     // failed attempt) may have left files.
     if !matches!(&outcome, Ok(o) if !o.files) {
         let _ = e.dfs.delete(&result_dir, true).await;
     }
-    Ok((schema, outcome?.batches))
+    let per_task = outcome?.tasks;
+    let Some(merge) = merge else { return Ok((schema, per_task.into_iter().flatten().collect())) };
+    let merge = merge
+        .transform_up(|node| {
+            if (node.as_ref() as &dyn std::any::Any).is::<ShuffleReaderExec>() {
+                let rows: Arc<dyn ExecutionPlan> = MemorySourceConfig::try_new_exec(&per_task, node.schema(), None)?;
+                return Ok(Transformed::yes(rows));
+            }
+            Ok(Transformed::no(node))
+        })
+        .map_err(df_error)?
+        .data;
+    let batches = datafusion::physical_plan::collect(merge, e.ctx.task_ctx()).await.map_err(df_error)?;
+    Ok((schema, batches))
 }
 
 /// Runs `plan` (data columns, then the dynamic partition columns) as a job
@@ -89,7 +119,7 @@ pub(crate) async fn run_write(
     staging: &str,
     write: SqlWriteSpec,
 ) -> Result<WriteSummary> {
-    let parts = run_job(e, name, plan, staging, Some(write)).await?.batches;
+    let parts: Vec<RecordBatch> = run_job(e, name, stages(&plan, false)?, staging, Some(write)).await?.tasks.into_iter().flatten().collect();
     let dfs = &e.dfs;
     let mut summary = WriteSummary::default();
     for batch in &parts {
@@ -131,9 +161,9 @@ async fn move_tree(dfs: &tusk_client::Client, src: &str, dst: &str) -> Result<()
     Ok(())
 }
 
-/// The last stage's rows, in task order.
+/// The last stage's rows, per task in task order.
 struct JobRows {
-    batches: Vec<RecordBatch>,
+    tasks: Vec<Vec<RecordBatch>>,
     /// Some were read from files in the result directory.
     files: bool,
 }
@@ -144,12 +174,12 @@ struct JobRows {
 async fn run_job(
     e: &Engine,
     name: &str,
-    plan: Physical,
+    staged: Staged,
     result_dir: &str,
     write: Option<SqlWriteSpec>,
 ) -> Result<JobRows> {
     let (jobs, dfs) = (&e.jobs, &e.dfs);
-    let planned = stages(&plan)?;
+    let planned = staged.stages;
     let tasks = planned.last().map(|s| s.tasks()).unwrap_or(0);
     let mut stages = Vec::with_capacity(planned.len());
     for (i, s) in planned.into_iter().enumerate() {
@@ -181,29 +211,30 @@ async fn run_job(
     if report.state != JobState::Succeeded {
         return Err(SqlError::Execution(format!("query {job_id} {}: {}", report.state.as_str().to_lowercase(), report.diagnostics)));
     }
-    let mut rows = JobRows { batches: Vec::new(), files: !direct_results };
+    let mut rows = JobRows { tasks: Vec::with_capacity(tasks), files: !direct_results };
     if direct_results {
         let report = jobs.job(&job_id, true).await.map_err(|e| SqlError::Execution(e.to_string()))?;
         for (t, result) in task_results(&report, &last_stage, tasks)?.into_iter().enumerate() {
-            match result {
+            let batches = match result {
                 SqlTaskResult::Rows(ipc) => {
                     use base64::Engine as _;
                     let bytes = base64::engine::general_purpose::STANDARD
                         .decode(ipc)
                         .map_err(|e| SqlError::Execution(format!("{job_id}: the rows of task {t} are not base64: {e}")))?;
-                    decode_into(&mut rows.batches, bytes, &format!("{job_id}: the rows of task {t}"))?;
+                    decode(bytes, &format!("{job_id}: the rows of task {t}"))?
                 }
                 SqlTaskResult::File(path) => {
                     rows.files = true;
-                    decode_into(&mut rows.batches, dfs.read_all(&path).await?, &path)?;
+                    decode(dfs.read_all(&path).await?, &path)?
                 }
-            }
+            };
+            rows.tasks.push(batches);
         }
         return Ok(rows);
     }
     for t in 0..tasks {
         let path = format!("{}/{}", result_dir.trim_end_matches('/'), result_part_name(t as u32));
-        decode_into(&mut rows.batches, dfs.read_all(&path).await?, &path)?;
+        rows.tasks.push(decode(dfs.read_all(&path).await?, &path)?);
     }
     Ok(rows)
 }
@@ -227,17 +258,14 @@ fn task_results(report: &tusk_client::JobReport, stage: &str, tasks: usize) -> R
         .collect()
 }
 
-/// Appends the batches of one Arrow IPC stream (`what` names it in errors).
-fn decode_into(batches: &mut Vec<RecordBatch>, bytes: impl AsRef<[u8]>, what: &str) -> Result<()> {
+/// The batches of one Arrow IPC stream (`what` names it in errors).
+fn decode(bytes: impl AsRef<[u8]>, what: &str) -> Result<Vec<RecordBatch>> {
     let bytes = bytes.as_ref();
     if bytes.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let reader = StreamReader::try_new(bytes, None).map_err(|e| SqlError::Execution(format!("{what}: {e}")))?;
-    for b in reader {
-        batches.push(b.map_err(|e| SqlError::Execution(format!("{what}: {e}")))?);
-    }
-    Ok(())
+    reader.map(|b| b.map_err(|e| SqlError::Execution(format!("{what}: {e}")))).collect()
 }
 
 /// Waits for the job to be over: the jobtracker answers as soon as it is

@@ -36,7 +36,9 @@ pub(crate) enum Stopped {
     NoProgress(Duration),
 }
 
-/// The `done` line of a task: it succeeded if it also exits 0.
+/// The `done` line of a task: its commit. Printed once its output is
+/// complete, it makes the attempt a success whatever happens to the process
+/// afterwards (as Hadoop's `done()` call from a task).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Done {
     pub result_json: String,
@@ -58,8 +60,20 @@ impl Outcome {
         }
     }
 
-    /// Decides the outcome from how the task ended. A task that exited 0
-    /// after its `done` line succeeded, even if a kill arrived meanwhile.
+    /// A task that printed its `done` line.
+    pub(crate) fn succeeded(done: Done) -> Outcome {
+        Outcome {
+            state: AttemptState::AttemptSucceeded,
+            diagnostics: String::new(),
+            stderr_tail: String::new(),
+            counters: done.counters,
+            result_json: done.result_json,
+        }
+    }
+
+    /// Decides the outcome from how the task ended. A task that printed its
+    /// `done` line succeeded, even if a kill arrived meanwhile or it then
+    /// failed to exit cleanly.
     pub(crate) fn decide(
         stopped: Option<Stopped>,
         exit: Result<ExitOutcome, String>,
@@ -67,14 +81,8 @@ impl Outcome {
         counters: Counters,
         stderr: &Path,
     ) -> Outcome {
-        if let (Ok(ExitOutcome::Code(0)), Some(done)) = (&exit, &done) {
-            return Outcome {
-                state: AttemptState::AttemptSucceeded,
-                diagnostics: String::new(),
-                stderr_tail: String::new(),
-                counters: done.counters.clone(),
-                result_json: done.result_json.clone(),
-            };
+        if let Some(done) = done {
+            return Outcome::succeeded(done);
         }
         let (tail, last_line) = stderr_tail(stderr);
         let with_last = |head: String| match &last_line {
@@ -218,7 +226,10 @@ mod tests {
         );
         assert_eq!(late_kill.state, AttemptState::AttemptSucceeded);
 
-        let failed = Outcome::decide(None, Ok(ExitOutcome::Code(3)), done, none.clone(), &p);
+        let committed = Outcome::decide(None, Ok(ExitOutcome::Code(3)), done, none.clone(), &p);
+        assert_eq!(committed.state, AttemptState::AttemptSucceeded);
+
+        let failed = Outcome::decide(None, Ok(ExitOutcome::Code(3)), None, none.clone(), &p);
         assert_eq!(failed.state, AttemptState::AttemptFailed);
         assert_eq!(failed.diagnostics, "exit status 3: Traceback: boom");
         assert_eq!(failed.stderr_tail, "starting\nTraceback: boom");

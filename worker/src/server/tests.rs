@@ -43,6 +43,12 @@ case "$MODE" in
     echo "engine $ENGINE"
     echo '@tusk {"done":{"result_json":"{}","counters":[]}}'
     ;;
+  linger)
+    echo $$ > "$OUT/pid"
+    sleep 1000 &
+    echo '@tusk {"done":{"result_json":"{}","counters":[]}}'
+    sleep 1000
+    ;;
   fail)
     i=0
     while [ $i -lt 30 ]; do echo "noise $i" >&2; i=$((i+1)); done
@@ -212,6 +218,24 @@ async fn a_task_that_reports_done_succeeds() {
     })
     .await;
     s.worker.take().unwrap().shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_done_line_commits_a_task_that_then_lingers() {
+    let mut s = setup(1).await;
+    s.launch(launch(0, "linger")).await;
+    let f = s.jt.finished(&attempt(0)).await;
+    // A succeeded attempt keeps its output directory (work/ goes at once).
+    let pid_file = s.attempt_dir(&attempt(0)).join("output/pid");
+    let pgid: i32 = std::fs::read_to_string(pid_file).unwrap().trim().parse().unwrap();
+    // Reported while the task still runs: the done line is its commit.
+    assert_eq!(state(&f), AttemptState::AttemptSucceeded, "{f:?}");
+    assert!(!procfs::group_members(pgid).is_empty(), "the task was waited for");
+    // The slot is free for the next task at once.
+    s.jt.wait_for("a heartbeat with the slot free", |h| h.heartbeats.last().filter(|hb| hb.free_slots == 1).map(|_| ()))
+        .await;
+    // Its processes go after the exit grace period.
+    eventually("the lingering task's processes to die", || procfs::group_members(pgid).is_empty()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

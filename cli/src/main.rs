@@ -25,6 +25,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A warm task process waits here, single-threaded, for its attempt.
+    let argv = if task::is_warm(&argv) {
+        match task::await_attempt() {
+            Ok(Some(argv)) => argv,
+            Ok(None) => return ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tusk task {}: {}", tusk_mapreduce::control::WARM_FLAG, error_line(&e));
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        argv
+    };
     let cli = args::Cli::parse_from(argv);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -5,9 +5,11 @@
 
 use anyhow::Context;
 use clap::Args;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tusk_mapreduce::TaskSpec;
+use tusk_mapreduce::control::{WARM_FLAG, WarmStart};
 use tusk_mapreduce::task::{TaskDirs, run_task};
 
 /// Flags of `tusk task`, as the worker passes them.
@@ -42,6 +44,43 @@ fn keep_freed_memory() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
     }
+}
+
+/// True for `tusk task --warm` (see [`WARM_FLAG`]).
+pub fn is_warm(argv: &[OsString]) -> bool {
+    matches!(argv, [_, task, flag] if task == "task" && flag == WARM_FLAG)
+}
+
+/// A warm task process: warms DataFusion up, waits for the worker's
+/// [`WarmStart`] line on stdin, then takes on the attempt (its stderr file,
+/// working directory and environment) and returns its arguments, to be run
+/// as if the process had been started with them. `None` at end of file:
+/// the worker no longer needs this process.
+///
+/// Runs before the async runtime starts: the process has one thread, so
+/// changing its environment is sound.
+pub fn await_attempt() -> anyhow::Result<Option<Vec<OsString>>> {
+    use std::io::BufRead;
+    tusk_sql::task::prewarm();
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).context("reading the attempt from stdin")? == 0 {
+        return Ok(None);
+    }
+    let start: WarmStart = serde_json::from_str(&line).context("not a warm start line")?;
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&start.stderr)
+        .with_context(|| format!("{}: cannot open", start.stderr))?;
+    nix::unistd::dup2_stderr(&stderr).context("redirecting stderr")?;
+    std::env::set_current_dir(&start.cwd).with_context(|| format!("{}: cannot enter", start.cwd))?;
+    for (k, v) in &start.env {
+        // SAFETY: no other thread exists yet (see above), so nothing reads
+        // the environment meanwhile.
+        unsafe { std::env::set_var(k, v) };
+    }
+    let program = std::env::args_os().next().unwrap_or_else(|| "tusk".into());
+    Ok(Some(std::iter::once(program).chain(start.args.into_iter().map(OsString::from)).collect()))
 }
 
 pub async fn run(args: TaskArgs) -> anyhow::Result<ExitCode> {

@@ -16,6 +16,27 @@ pub const TASK_MEMORY_ENV: &str = "TUSK_TASK_MEMORY_BYTES";
 /// shuffle reads map outputs on that host straight from their files).
 pub const WORKER_HOST_ENV: &str = "TUSK_WORKER_HOST";
 
+/// The argument that starts a warm task process: `<task program> task
+/// --warm`. Started by the worker ahead of any attempt, such a process
+/// waits for one [`WarmStart`] line on its stdin, then becomes that attempt
+/// exactly as if it had been started for it; at end of file on stdin (the
+/// worker no longer needs it) it exits 0.
+pub const WARM_FLAG: &str = "--warm";
+
+/// What a warm task process needs to become an attempt's process: the one
+/// JSON line the worker writes on its stdin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WarmStart {
+    /// The attempt's arguments after the program name (`task --engine ...`).
+    pub args: Vec<String>,
+    /// Added to the environment the process was started with.
+    pub env: Vec<(String, String)>,
+    /// The attempt's working directory.
+    pub cwd: String,
+    /// File the attempt's stderr goes to (appended to).
+    pub stderr: String,
+}
+
 /// One message from a task process to the worker running it.
 ///
 /// Externally tagged JSON: `{"progress":{"progress":0.5,"status":"...",

@@ -117,6 +117,14 @@ pub async fn run(spec: &str, _work_dir: &Path, output_dir: &Path, scratch_dir: &
     Ok(())
 }
 
+/// Warms a waiting task process up (see `tusk task --warm`): builds and
+/// drops a session like the one a task builds, so the code and the
+/// allocator's memory it touches are ready when an attempt comes.
+pub fn prewarm() {
+    let ctx = SessionContext::new();
+    crate::udf::register(&ctx);
+}
+
 /// The share of the task's memory limit (`TUSK_TASK_MEMORY_BYTES`) given
 /// to DataFusion's memory pool; the rest is for what the pool does not
 /// track (the process itself, I/O buffers, batches in flight).

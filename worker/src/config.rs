@@ -39,6 +39,11 @@ pub struct WorkerConfig {
     /// Task runtime: "process" (each attempt a child process in its own
     /// process group); container runtimes come later.
     pub runtime: String,
+    /// Processes of the task program kept started ahead of attempts
+    /// (`<task_executable> task --warm`), each waiting to become one
+    /// attempt's process: an attempt starts without the few milliseconds of
+    /// a process start. Unset: one per slot; 0: none.
+    pub warm_tasks: Option<u32>,
     /// How long the logs (stdout, stderr) of a finished job's attempts are
     /// kept after the job's local files are cleaned up, in milliseconds
     /// (Hadoop's `yarn.nodemanager.log.retain-seconds`, 3 h). 0: deleted
@@ -59,6 +64,7 @@ impl Default for WorkerConfig {
             task_memory_mb: 1024,
             task_executable: None,
             runtime: "process".to_string(),
+            warm_tasks: None,
             log_retain_ms: 3 * 3600 * 1000,
         }
     }

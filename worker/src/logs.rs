@@ -96,7 +96,7 @@ pub(crate) fn prepare_local_dirs(local_dirs: &[PathBuf]) -> Result<Vec<PathBuf>>
             std::fs::rename(&jobs, &aside).map_err(|e| WorkerError::io(&jobs, e))?;
             stale.push(aside);
         }
-        for sub in ["jobs", "logs"] {
+        for sub in ["jobs", "logs", "warm"] {
             let p = d.join(sub);
             std::fs::create_dir_all(&p).map_err(|e| WorkerError::io(&p, e))?;
         }

@@ -21,7 +21,7 @@ use tokio::io::AsyncRead;
 
 use crate::error::Result;
 
-pub(crate) use process::ProcessRuntime;
+pub(crate) use process::{ProcessRuntime, WarmConfig};
 
 /// What to run for one attempt.
 #[derive(Debug, Clone)]

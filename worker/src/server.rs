@@ -16,7 +16,7 @@ use crate::config::{WorkerConfig, derive_slots};
 use crate::error::{Result, WorkerError};
 use crate::jobtracker::{Announcement, FinishReporter, JobtrackerActor, JobtrackerClient, new_worker_id};
 use crate::logs::{self, LogJanitor};
-use crate::runtime::{ProcessRuntime, TaskRuntime, procfs};
+use crate::runtime::{ProcessRuntime, TaskRuntime, WarmConfig, procfs};
 use crate::service::WorkerRpc;
 use crate::worker::{Settings, Worker};
 
@@ -45,7 +45,12 @@ pub async fn start(config: WorkerConfig) -> Result<WorkerHandle> {
     let keep_logs = !settings.log_retain.is_zero();
     tokio::task::spawn_blocking(move || logs::clear_previous_run(stale, keep_logs));
 
-    let runtime: Arc<dyn TaskRuntime> = Arc::new(ProcessRuntime::start()?);
+    let warm = WarmConfig {
+        program: settings.task_executable.clone(),
+        dir: settings.local_dirs.first().map(|d| d.join("warm")).unwrap_or_default(),
+        count: config.warm_tasks.unwrap_or(settings.slots) as usize,
+    };
+    let runtime: Arc<dyn TaskRuntime> = Arc::new(ProcessRuntime::start()?.with_warm(warm));
     let listener = tokio::net::TcpListener::bind(&config.rpc_addr)
         .await
         .map_err(|source| WorkerError::Bind { addr: config.rpc_addr.clone(), source })?;

@@ -9,6 +9,9 @@
 //! the parent-death signal when the *thread* that forked the child exits,
 //! and tokio's blocking threads come and go. The spawner lives as long as
 //! the [`ProcessRuntime`]; dropping the runtime therefore kills its tasks.
+//!
+//! With a warm pool ([`ProcessRuntime::with_warm`]), an attempt of the
+//! task program starts in a process started ahead of it (see [`warm`]).
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -23,11 +26,29 @@ use tokio::sync::oneshot;
 use super::{ExitOutcome, LaunchSpec, RunningTask, TaskControl, TaskRuntime, procfs};
 use crate::error::{Result, WorkerError};
 
+mod warm;
+
+pub(crate) use warm::WarmConfig;
+
 type SpawnReply = oneshot::Sender<std::io::Result<Child>>;
+
+/// Hands commands to the spawner thread.
+#[derive(Clone)]
+struct Spawner(std::sync::mpsc::Sender<(Command, SpawnReply)>);
+
+impl Spawner {
+    async fn spawn(&self, cmd: Command) -> std::io::Result<Child> {
+        let gone = || std::io::Error::other("the task spawner thread is gone");
+        let (tx, rx) = oneshot::channel();
+        self.0.send((cmd, tx)).map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+}
 
 /// Runs tasks as child processes (see the module docs).
 pub(crate) struct ProcessRuntime {
-    spawner: std::sync::mpsc::Sender<(Command, SpawnReply)>,
+    spawner: Spawner,
+    warm: Option<Arc<warm::WarmPool>>,
 }
 
 impl ProcessRuntime {
@@ -46,20 +67,40 @@ impl ProcessRuntime {
                 }
             })
             .map_err(|e| WorkerError::Config(format!("cannot start the task spawner thread: {e}")))?;
-        Ok(ProcessRuntime { spawner: tx })
+        Ok(ProcessRuntime { spawner: Spawner(tx), warm: None })
     }
 
-    fn command(spec: &LaunchSpec) -> Result<Command> {
+    /// Keeps `config.count` processes of the task program started ahead of
+    /// attempts (none when 0).
+    pub(crate) fn with_warm(mut self, config: WarmConfig) -> ProcessRuntime {
+        if config.count > 0 {
+            let pool = warm::WarmPool::new(config, self.spawner.clone());
+            pool.refill();
+            self.warm = Some(pool);
+        }
+        self
+    }
+
+    /// `program args` in `cwd` with `env` added, in its own process group,
+    /// stdout piped (see the module docs for the rest).
+    fn command<'a>(
+        program: &std::path::Path,
+        args: &[std::ffi::OsString],
+        env: impl IntoIterator<Item = (&'a str, &'a str)>,
+        cwd: &std::path::Path,
+        stdin: Stdio,
+        stderr: &std::path::Path,
+    ) -> Result<Command> {
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&spec.stderr)
-            .map_err(|e| WorkerError::io(&spec.stderr, e))?;
-        let mut cmd = Command::new(&spec.program);
-        cmd.args(&spec.args)
-            .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .current_dir(&spec.cwd)
-            .stdin(Stdio::null())
+            .open(stderr)
+            .map_err(|e| WorkerError::io(stderr, e))?;
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .envs(env)
+            .current_dir(cwd)
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
             .process_group(0)
@@ -91,14 +132,15 @@ impl TaskRuntime for ProcessRuntime {
 
     fn launch(&self, spec: LaunchSpec) -> BoxFuture<'_, Result<RunningTask>> {
         async move {
-            let cmd = ProcessRuntime::command(&spec)?;
-            let (tx, rx) = oneshot::channel();
-            let gone = || WorkerError::Runtime {
-                attempt_id: spec.attempt_id.clone(),
-                message: "the task spawner thread is gone".into(),
-            };
-            self.spawner.send((cmd, tx)).map_err(|_| gone())?;
-            let mut child = rx.await.map_err(|_| gone())?.map_err(|e| WorkerError::Runtime {
+            if let Some(pool) = &self.warm
+                && let Some(child) = pool.launch(&spec).await
+            {
+                tracing::debug!(attempt = %spec.attempt_id, "task started in a warm process");
+                return running(child, &spec);
+            }
+            let env = spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+            let cmd = ProcessRuntime::command(&spec.program, &spec.args, env, &spec.cwd, Stdio::null(), &spec.stderr)?;
+            let child = self.spawner.spawn(cmd).await.map_err(|e| WorkerError::Runtime {
                 attempt_id: spec.attempt_id.clone(),
                 message: format!("cannot start {}: {e}", spec.program.display()),
             })?;
@@ -108,39 +150,44 @@ impl TaskRuntime for ProcessRuntime {
                 memory_limit = spec.limits.memory_bytes,
                 "task process started (the worker's watchdog enforces the memory limit)"
             );
-            let pid = child.id().ok_or_else(|| WorkerError::Runtime {
-                attempt_id: spec.attempt_id.clone(),
-                message: "the task process exited before it was watched".into(),
-            })?;
-            let stdout = child.stdout.take().ok_or_else(|| WorkerError::Runtime {
-                attempt_id: spec.attempt_id.clone(),
-                message: "the task's stdout is not piped".into(),
-            })?;
-            let pgid = pid as i32;
-            let attempt_id = spec.attempt_id.clone();
-            // Kills the group if the exit is dropped before it resolved
-            // (even if it was never polled).
-            let mut guard = GroupGuard(Some(pgid));
-            let exit = async move {
-                let status = child.wait().await;
-                guard.disarm();
-                let status = status
-                    .map_err(|e| WorkerError::Runtime { attempt_id, message: format!("waiting for the task: {e}") })?;
-                Ok(match (status.code(), status.signal()) {
-                    (Some(c), _) => ExitOutcome::Code(c),
-                    (None, Some(s)) => ExitOutcome::Signal(s),
-                    (None, None) => ExitOutcome::Code(-1),
-                })
-            };
-            Ok(RunningTask {
-                pid,
-                stdout: Box::pin(stdout),
-                exit: exit.boxed(),
-                control: Arc::new(ProcessGroup { pgid }),
-            })
+            running(child, &spec)
         }
         .boxed()
     }
+}
+
+/// The [`RunningTask`] of a started child.
+fn running(mut child: Child, spec: &LaunchSpec) -> Result<RunningTask> {
+    let pid = child.id().ok_or_else(|| WorkerError::Runtime {
+        attempt_id: spec.attempt_id.clone(),
+        message: "the task process exited before it was watched".into(),
+    })?;
+    let stdout = child.stdout.take().ok_or_else(|| WorkerError::Runtime {
+        attempt_id: spec.attempt_id.clone(),
+        message: "the task's stdout is not piped".into(),
+    })?;
+    let pgid = pid as i32;
+    let attempt_id = spec.attempt_id.clone();
+    // Kills the group if the exit is dropped before it resolved
+    // (even if it was never polled).
+    let mut guard = GroupGuard(Some(pgid));
+    let exit = async move {
+        let status = child.wait().await;
+        guard.disarm();
+        let status = status
+            .map_err(|e| WorkerError::Runtime { attempt_id, message: format!("waiting for the task: {e}") })?;
+        Ok(match (status.code(), status.signal()) {
+            (Some(c), _) => ExitOutcome::Code(c),
+            (None, Some(s)) => ExitOutcome::Signal(s),
+            (None, None) => ExitOutcome::Code(-1),
+        })
+    };
+    Ok(RunningTask {
+        pid,
+        stdout: Box::pin(stdout),
+        exit: exit.boxed(),
+        control: Arc::new(ProcessGroup { pgid }),
+    })
 }
 
 /// Signals sent to a task's process group.

@@ -88,6 +88,9 @@ fn config(dir: &Path, jt_addr: &str, slots: u32) -> WorkerConfig {
         local_dirs: vec![dir.join("local1"), dir.join("local2")],
         slots,
         task_executable: Some(script),
+        // The script does not speak the warm protocol (the process
+        // runtime's tests cover warm starts).
+        warm_tasks: Some(0),
         addr_file: Some(dir.join("run/worker.addr")),
         ..Default::default()
     }

@@ -112,3 +112,99 @@ async fn tasks_die_with_their_parent_thread() {
     let exit = tokio::time::timeout(Duration::from_secs(10), task.exit).await.expect("the task outlived its parent");
     assert_eq!(exit.unwrap(), ExitOutcome::Signal(15));
 }
+
+/// A task program speaking the warm protocol (as `tusk task --warm` does):
+/// waits for its start line, takes on the attempt and runs `task SCRIPT`
+/// as `sh -c SCRIPT`, with `WARM_PID` set to its (unchanged) pid.
+const WARM_PROGRAM: &str = r#"#!/bin/sh
+if [ "$1" = task ] && [ "$2" = --warm ]; then
+  exec python3 -c '
+import json, os, sys
+line = sys.stdin.readline()
+if not line:
+    sys.exit(0)
+s = json.loads(line)
+os.dup2(os.open(s["stderr"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644), 2)
+os.chdir(s["cwd"])
+os.environ.update(dict(s["env"]))
+os.environ["WARM_PID"] = str(os.getpid())
+os.execv(sys.argv[1], [sys.argv[1]] + s["args"])
+' "$0"
+fi
+exec /bin/sh -c "$2"
+"#;
+
+fn warm_runtime(dir: &Path, count: usize) -> (ProcessRuntime, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let program = dir.join("task.sh");
+    std::fs::write(&program, WARM_PROGRAM).unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let warm_dir = dir.join("warm");
+    std::fs::create_dir_all(&warm_dir).unwrap();
+    let config = WarmConfig { program: program.clone(), dir: warm_dir, count };
+    (ProcessRuntime::start().unwrap().with_warm(config), program)
+}
+
+fn idle(rt: &ProcessRuntime) -> Vec<u32> {
+    rt.warm.as_ref().map(|p| p.idle()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn an_attempt_starts_in_a_warm_process_which_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rt, program) = warm_runtime(dir.path(), 1);
+    eventually("a warm process", || idle(&rt).len() == 1).await;
+    let waiting = idle(&rt)[0];
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let mut s = spec(&work, "");
+    s.program = program;
+    s.args = vec!["task".into(), "echo \"$TUSK_TEST_VAR\"; pwd; echo \"$WARM_PID\"; echo oops >&2; exit 3".into()];
+    let mut task = rt.launch(s).await.unwrap();
+    assert_eq!(task.pid, waiting, "the attempt runs in the waiting process");
+    let mut out = String::new();
+    task.stdout.read_to_string(&mut out).await.unwrap();
+    assert_eq!(task.exit.await.unwrap(), ExitOutcome::Code(3));
+    // Its environment, working directory and stderr are the attempt's.
+    let cwd = std::fs::canonicalize(&work).unwrap();
+    assert_eq!(out, format!("hello there\n{}\n{waiting}\n", cwd.display()));
+    assert_eq!(std::fs::read_to_string(work.join("stderr")).unwrap(), "oops\n");
+    // Another one waits in its place.
+    eventually("a new warm process", || idle(&rt).len() == 1 && idle(&rt)[0] != waiting).await;
+}
+
+#[tokio::test]
+async fn other_programs_and_dead_warm_processes_start_the_plain_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rt, program) = warm_runtime(dir.path(), 1);
+    eventually("a warm process", || idle(&rt).len() == 1).await;
+    // Not the task program: a plain start, the warm process keeps waiting.
+    let waiting = idle(&rt)[0];
+    let task = rt.launch(spec(dir.path(), "exit 4")).await.unwrap();
+    assert_ne!(task.pid, waiting);
+    assert_eq!(task.exit.await.unwrap(), ExitOutcome::Code(4));
+    assert_eq!(idle(&rt), vec![waiting]);
+    // A warm process that died is passed over.
+    nix::sys::signal::kill(Pid::from_raw(waiting as i32), Signal::SIGKILL).unwrap();
+    let dead = || std::fs::read_to_string(format!("/proc/{waiting}/stat")).is_ok_and(|s| s.contains(") Z "));
+    eventually("the warm process to die", dead).await;
+    let mut s = spec(dir.path(), "");
+    s.program = program;
+    s.args = vec!["task".into(), "echo \"plain ${WARM_PID:-start}\"".into()];
+    let mut task = rt.launch(s).await.unwrap();
+    let mut out = String::new();
+    task.stdout.read_to_string(&mut out).await.unwrap();
+    assert_eq!((task.exit.await.unwrap(), out.as_str()), (ExitOutcome::Code(0), "plain start\n"));
+}
+
+#[tokio::test]
+async fn idle_warm_processes_die_with_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rt, _) = warm_runtime(dir.path(), 2);
+    eventually("two warm processes", || idle(&rt).len() == 2).await;
+    let pids = idle(&rt);
+    drop(rt);
+    // Gone, or a zombie not reaped yet.
+    let alive = |p: &u32| std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| !s.contains(") Z "));
+    eventually("the warm processes to die", || !pids.iter().any(alive)).await;
+}

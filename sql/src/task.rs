@@ -75,6 +75,8 @@ pub async fn run(spec: &str, _work_dir: &Path, output_dir: &Path, scratch_dir: &
     crate::udf::register(&ctx);
     let task_ctx = ctx.task_ctx();
     let plan = decode_plan(&spec.plan, &task_ctx).map_err(df_error)?;
+    let (plan, part) =
+        crate::dist::narrow::for_task(plan, spec.task_index as usize, task_ctx.session_config().options()).map_err(df_error)?;
 
     // Liveness for the worker's progress timeout while the task runs.
     let ticker = {
@@ -87,7 +89,6 @@ pub async fn run(spec: &str, _work_dir: &Path, output_dir: &Path, scratch_dir: &
             }
         })
     };
-    let part = spec.task_index as usize;
     let no_result = |rows: Result<u64>| rows.map(|r| (r, "{}".to_string()));
     let rows = match spec.output {
         SqlOutput::Shuffle { partitions } => {

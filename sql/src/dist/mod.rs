@@ -4,10 +4,12 @@
 //! engine on workers ([`crate::task`]); stages exchange data through Arrow
 //! IPC shuffle files served by the workers ([`reader`]); a selective
 //! join build side filters its probe side's rows before their shuffle
-//! ([`filter`]).
+//! ([`filter`]); a task narrows its fragment to its own partition so that
+//! DataFusion's dynamic filters work inside it ([`narrow`]).
 
 pub(crate) mod codec;
 pub(crate) mod filter;
+pub(crate) mod narrow;
 pub(crate) mod planner;
 pub(crate) mod reader;
 pub(crate) mod run;

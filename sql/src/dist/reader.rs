@@ -44,6 +44,9 @@ pub struct ShuffleReaderExec {
     pub partitions: usize,
     /// Tasks of the upstream stage.
     pub upstream_tasks: usize,
+    /// Set in a task narrowed to one partition (see `narrow`): this node
+    /// has one partition, which reads partition `only` of the upstream output.
+    only: Option<usize>,
     schema: SchemaRef,
     props: Arc<PlanProperties>,
     /// PerTask: the fetched outputs, taken by each partition once.
@@ -62,7 +65,24 @@ impl ShuffleReaderExec {
             mode,
             partitions,
             upstream_tasks,
+            only: None,
             schema,
+            props: Arc::new(props),
+            fetched: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// This reader with partition `p` as its only partition.
+    pub fn narrowed(&self, p: usize) -> ShuffleReaderExec {
+        let eq = self.props.eq_properties.clone();
+        let props = PlanProperties::new(eq, Partitioning::UnknownPartitioning(1), EmissionType::Incremental, Boundedness::Bounded);
+        ShuffleReaderExec {
+            stage: self.stage,
+            mode: self.mode,
+            partitions: 1,
+            upstream_tasks: self.upstream_tasks,
+            only: Some(p),
+            schema: self.schema.clone(),
             props: Arc::new(props),
             fetched: Arc::new(Mutex::new(None)),
         }
@@ -106,6 +126,7 @@ impl ExecutionPlan for ShuffleReaderExec {
             .session_config()
             .get_extension::<ShuffleEnv>()
             .ok_or_else(|| DataFusionError::Internal("ShuffleReaderExec runs only inside a Tusk task".into()))?;
+        let partition = self.only.unwrap_or(partition);
         let stage = self.stage;
         let mode = self.mode;
         let upstream_tasks = self.upstream_tasks;

@@ -145,22 +145,32 @@ fn warm_runtime(dir: &Path, count: usize) -> (ProcessRuntime, std::path::PathBuf
     (ProcessRuntime::start().unwrap().with_warm(config), program)
 }
 
+/// An attempt of the warm-capable `program` running `script`.
+fn task_spec(cwd: &Path, program: &Path, script: &str) -> LaunchSpec {
+    LaunchSpec { program: program.to_path_buf(), args: vec!["task".into(), script.into()], ..spec(cwd, "") }
+}
+
 fn idle(rt: &ProcessRuntime) -> Vec<u32> {
     rt.warm.as_ref().map(|p| p.idle()).unwrap_or_default()
+}
+
+/// A runtime with one warm process, once it waits: the runtime, the task
+/// program and the waiting process's pid.
+async fn one_waiting(dir: &Path) -> (ProcessRuntime, std::path::PathBuf, u32) {
+    let (rt, program) = warm_runtime(dir, 1);
+    eventually("a warm process", || idle(&rt).len() == 1).await;
+    let waiting = idle(&rt)[0];
+    (rt, program, waiting)
 }
 
 #[tokio::test]
 async fn an_attempt_starts_in_a_warm_process_which_is_replaced() {
     let dir = tempfile::tempdir().unwrap();
-    let (rt, program) = warm_runtime(dir.path(), 1);
-    eventually("a warm process", || idle(&rt).len() == 1).await;
-    let waiting = idle(&rt)[0];
+    let (rt, program, waiting) = one_waiting(dir.path()).await;
     let work = dir.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
-    let mut s = spec(&work, "");
-    s.program = program;
-    s.args = vec!["task".into(), "echo \"$TUSK_TEST_VAR\"; pwd; echo \"$WARM_PID\"; echo oops >&2; exit 3".into()];
-    let mut task = rt.launch(s).await.unwrap();
+    let script = "echo \"$TUSK_TEST_VAR\"; pwd; echo \"$WARM_PID\"; echo oops >&2; exit 3";
+    let mut task = rt.launch(task_spec(&work, &program, script)).await.unwrap();
     assert_eq!(task.pid, waiting, "the attempt runs in the waiting process");
     let mut out = String::new();
     task.stdout.read_to_string(&mut out).await.unwrap();
@@ -176,10 +186,8 @@ async fn an_attempt_starts_in_a_warm_process_which_is_replaced() {
 #[tokio::test]
 async fn other_programs_and_dead_warm_processes_start_the_plain_way() {
     let dir = tempfile::tempdir().unwrap();
-    let (rt, program) = warm_runtime(dir.path(), 1);
-    eventually("a warm process", || idle(&rt).len() == 1).await;
+    let (rt, program, waiting) = one_waiting(dir.path()).await;
     // Not the task program: a plain start, the warm process keeps waiting.
-    let waiting = idle(&rt)[0];
     let task = rt.launch(spec(dir.path(), "exit 4")).await.unwrap();
     assert_ne!(task.pid, waiting);
     assert_eq!(task.exit.await.unwrap(), ExitOutcome::Code(4));
@@ -188,10 +196,7 @@ async fn other_programs_and_dead_warm_processes_start_the_plain_way() {
     nix::sys::signal::kill(Pid::from_raw(waiting as i32), Signal::SIGKILL).unwrap();
     let dead = || std::fs::read_to_string(format!("/proc/{waiting}/stat")).is_ok_and(|s| s.contains(") Z "));
     eventually("the warm process to die", dead).await;
-    let mut s = spec(dir.path(), "");
-    s.program = program;
-    s.args = vec!["task".into(), "echo \"plain ${WARM_PID:-start}\"".into()];
-    let mut task = rt.launch(s).await.unwrap();
+    let mut task = rt.launch(task_spec(dir.path(), &program, "echo \"plain ${WARM_PID:-start}\"")).await.unwrap();
     let mut out = String::new();
     task.stdout.read_to_string(&mut out).await.unwrap();
     assert_eq!((task.exit.await.unwrap(), out.as_str()), (ExitOutcome::Code(0), "plain start\n"));

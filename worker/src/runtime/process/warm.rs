@@ -17,7 +17,6 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, ChildStdin};
@@ -48,44 +47,50 @@ struct Warm {
 pub(super) struct WarmPool {
     config: WarmConfig,
     spawner: Spawner,
-    idle: Mutex<Vec<Warm>>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    idle: Vec<Warm>,
     /// Processes being started (counted against `config.count`).
-    starting: AtomicUsize,
+    starting: usize,
 }
 
 impl WarmPool {
     pub(super) fn new(config: WarmConfig, spawner: Spawner) -> Arc<WarmPool> {
-        Arc::new(WarmPool { config, spawner, idle: Mutex::new(Vec::new()), starting: AtomicUsize::new(0) })
+        Arc::new(WarmPool { config, spawner, state: Mutex::default() })
     }
 
     /// Idle processes now.
     #[cfg(test)]
     pub(super) fn idle(&self) -> Vec<u32> {
-        self.idle.lock().map(|v| v.iter().filter_map(|w| w.child.id()).collect()).unwrap_or_default()
+        self.state.lock().map(|s| s.idle.iter().filter_map(|w| w.child.id()).collect()).unwrap_or_default()
     }
 
     /// Starts processes (in the background) until `count` are idle or
     /// starting. A process that cannot be started is logged and not retried
     /// until the next attempt takes one.
     pub(super) fn refill(self: &Arc<Self>) {
-        loop {
-            let idle = self.idle.lock().map(|v| v.len()).unwrap_or(usize::MAX);
-            let starting = self.starting.load(Ordering::SeqCst);
-            if idle.saturating_add(starting) >= self.config.count {
-                return;
+        let missing = match self.state.lock() {
+            Ok(mut s) => {
+                let missing = self.config.count.saturating_sub(s.idle.len() + s.starting);
+                s.starting += missing;
+                missing
             }
-            self.starting.fetch_add(1, Ordering::SeqCst);
+            Err(_) => 0,
+        };
+        for _ in 0..missing {
             let pool = Arc::clone(self);
             tokio::spawn(async move {
-                match pool.start_one().await {
-                    Ok(warm) => {
-                        if let Ok(mut idle) = pool.idle.lock() {
-                            idle.push(warm);
-                        }
-                    }
-                    Err(e) => tracing::warn!(program = %pool.config.program.display(), "cannot start a warm task process: {e}"),
+                let started = pool.start_one().await;
+                if let Err(e) = &started {
+                    tracing::warn!(program = %pool.config.program.display(), "cannot start a warm task process: {e}");
                 }
-                pool.starting.fetch_sub(1, Ordering::SeqCst);
+                if let Ok(mut s) = pool.state.lock() {
+                    s.starting = s.starting.saturating_sub(1);
+                    s.idle.extend(started.ok());
+                }
             });
         }
     }
@@ -102,8 +107,8 @@ impl WarmPool {
 
     /// An idle process that is still alive.
     fn take(&self) -> Option<Warm> {
-        let mut idle = self.idle.lock().ok()?;
-        while let Some(mut w) = idle.pop() {
+        let mut state = self.state.lock().ok()?;
+        while let Some(mut w) = state.idle.pop() {
             if matches!(w.child.try_wait(), Ok(None)) {
                 return Some(w);
             }

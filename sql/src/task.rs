@@ -17,10 +17,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::compute::BatchCoalescer;
 use datafusion::arrow::ipc::CompressionType;
 use datafusion::arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::TaskContext;
+use datafusion::execution::cache::cache_manager::{CacheManagerConfig, FileMetadataCache};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::metrics::Time;
@@ -56,7 +58,12 @@ pub async fn run(spec: &str, _work_dir: &Path, output_dir: &Path, scratch_dir: &
         // budget instead of the worker killing the task at its limit.
         runtime = runtime.with_memory_limit(limit, 1.0);
     }
-    let runtime = runtime.build_arc().map_err(df_error)?;
+    let footers = footer_cache(&spec.user);
+    let runtime = runtime
+        .with_cache_manager(CacheManagerConfig::default().with_file_metadata_cache(footers.clone()))
+        .build_arc()
+        .map_err(df_error)?;
+    keep_footer_cache(&spec.user, footers.unwrap_or_else(|| runtime.cache_manager.get_file_metadata_cache()));
     store::register(&runtime, store.clone());
     let reporter = Reporter::default();
     let env = ShuffleEnv {
@@ -126,6 +133,25 @@ pub fn prewarm() {
     crate::udf::register(&ctx);
 }
 
+/// The Parquet footers (and page indexes) earlier attempts in this process
+/// read, for the user they ran for. A warm process serves attempt after
+/// attempt (see `tusk_mapreduce::control::READY_LINE`); as the DataFusion
+/// of a single process, it then reads and decodes each file's metadata
+/// once. An entry holds only for the file's size and modification time.
+/// Attempts of another user start with an empty cache.
+static FOOTERS: std::sync::Mutex<Option<(String, Arc<FileMetadataCache>)>> = std::sync::Mutex::new(None);
+
+fn footer_cache(user: &str) -> Option<Arc<FileMetadataCache>> {
+    let kept = FOOTERS.lock().ok()?;
+    kept.as_ref().filter(|(u, _)| u == user).map(|(_, c)| c.clone())
+}
+
+fn keep_footer_cache(user: &str, cache: Arc<FileMetadataCache>) {
+    if let Ok(mut kept) = FOOTERS.lock() {
+        *kept = Some((user.to_string(), cache));
+    }
+}
+
 /// The share of the task's memory limit (`TUSK_TASK_MEMORY_BYTES`) given
 /// to DataFusion's memory pool; the rest is for what the pool does not
 /// track (the process itself, I/O buffers, batches in flight).
@@ -140,7 +166,7 @@ fn memory_pool_bytes() -> Option<usize> {
 /// `batch` with its string and binary view columns compacted. A view array
 /// sliced or taken from a bigger one still points into all of the original
 /// data buffers, and Arrow IPC writes every buffer a batch references: a
-/// shuffle partition would carry its whole input's strings again.
+/// result would carry its whole input's strings again.
 fn compact(batch: RecordBatch) -> Result<RecordBatch> {
     use datafusion::arrow::array::{Array, ArrayRef, AsArray};
     use datafusion::arrow::datatypes::DataType;
@@ -159,8 +185,18 @@ fn compact(batch: RecordBatch) -> Result<RecordBatch> {
     RecordBatch::try_new(batch.schema(), columns).map_err(SqlError::execution)
 }
 
-fn ipc_options() -> Result<IpcWriteOptions> {
+/// A query's results, which travel to the client through the jobtracker or
+/// the DFS, are LZ4-compressed.
+fn result_ipc_options() -> Result<IpcWriteOptions> {
     IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME)).map_err(SqlError::execution)
+}
+
+/// Shuffle files are not compressed, as MapReduce's map output by default
+/// (`mapreduce.map.output.compress = false`): they are written and read on
+/// local disks, mostly from the page cache, where compressing costs more
+/// CPU than the bytes it saves (LZ4 took a tenth of the tasks' CPU in TPC-H).
+fn shuffle_ipc_options() -> IpcWriteOptions {
+    IpcWriteOptions::default()
 }
 
 /// Counts and checksums the bytes written through it.
@@ -184,21 +220,42 @@ impl<W: Write> Write for CrcWriter<W> {
 }
 
 /// An Arrow IPC stream into a local file, checksummed as it is written.
+/// Rows are gathered into batches of the session's batch size first: a hash
+/// repartition cuts each input batch into one small slice per partition,
+/// and every IPC message has a fixed cost to write and to read. Gathering
+/// also compacts string and binary views, which would otherwise carry all
+/// of the buffers of the batch they were sliced from (IPC writes every
+/// buffer an array references).
 struct PartFile {
     writer: StreamWriter<CrcWriter<BufWriter<File>>>,
+    gather: BatchCoalescer,
 }
 
 impl PartFile {
-    fn create(path: &Path, schema: &SchemaRef) -> Result<PartFile> {
+    fn create(path: &Path, schema: &SchemaRef, batch_size: usize) -> Result<PartFile> {
         let f = File::create(path).map_err(|e| SqlError::Io { path: path.display().to_string(), source: e })?;
         let out = CrcWriter { inner: BufWriter::with_capacity(1 << 20, f), crc: 0, len: 0 };
-        let writer = StreamWriter::try_new_with_options(out, schema, ipc_options()?).map_err(SqlError::execution)?;
-        Ok(PartFile { writer })
+        let writer = StreamWriter::try_new_with_options(out, schema, shuffle_ipc_options()).map_err(SqlError::execution)?;
+        Ok(PartFile { writer, gather: BatchCoalescer::new(schema.clone(), batch_size.max(1)) })
+    }
+
+    fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        self.gather.push_batch(batch).map_err(SqlError::execution)?;
+        self.drain()
+    }
+
+    fn drain(&mut self) -> Result<()> {
+        while let Some(b) = self.gather.next_completed_batch() {
+            self.writer.write(&b).map_err(SqlError::execution)?;
+        }
+        Ok(())
     }
 
     /// Ends the stream; returns its length and CRC32C.
     fn finish(mut self, path: &Path) -> Result<(u64, u32)> {
         let io = |e: std::io::Error| SqlError::Io { path: path.display().to_string(), source: e };
+        self.gather.finish_buffered_batch().map_err(SqlError::execution)?;
+        self.drain()?;
         self.writer.finish().map_err(SqlError::execution)?;
         let out = self.writer.into_inner().map_err(SqlError::execution)?;
         let (len, crc) = (out.len, out.crc);
@@ -233,6 +290,7 @@ async fn write_shuffle(
         None => (plan, None),
     };
     let schema = input.schema();
+    let batch_size = ctx.session_config().batch_size();
     let mut stream = input.execute(part, ctx).map_err(df_error)?;
     let out_path = output_dir.join(OUTPUT_FILE);
     let paths: Vec<std::path::PathBuf> = if partitions == 1 {
@@ -248,9 +306,9 @@ async fn write_shuffle(
         let mut put = |p: usize, b: RecordBatch| -> Result<()> {
             let f = match &mut files[p] {
                 Some(f) => f,
-                slot => slot.insert(PartFile::create(&paths[p], &schema)?),
+                slot => slot.insert(PartFile::create(&paths[p], &schema, batch_size)?),
             };
-            f.writer.write(&compact(b)?).map_err(SqlError::execution)
+            f.write(b)
         };
         match partitioner.as_mut() {
             Some(pt) => {
@@ -344,7 +402,7 @@ async fn hand_back(
     use base64::Engine as _;
     let schema = plan.schema();
     let mut stream = plan.execute(part, ctx).map_err(df_error)?.map(|b| b.map_err(df_error));
-    let mut writer = StreamWriter::try_new_with_options(Vec::new(), &schema, ipc_options()?).map_err(SqlError::execution)?;
+    let mut writer = StreamWriter::try_new_with_options(Vec::new(), &schema, result_ipc_options()?).map_err(SqlError::execution)?;
     let mut rows = 0u64;
     let result = loop {
         let Some(batch) = stream.next().await else {
@@ -371,7 +429,7 @@ async fn write_ipc(
     schema: &SchemaRef,
     mut stream: impl futures::Stream<Item = Result<RecordBatch>> + Unpin,
 ) -> Result<u64> {
-    let writer = StreamWriter::try_new_with_options(Vec::new(), schema, ipc_options()?).map_err(SqlError::execution)?;
+    let writer = StreamWriter::try_new_with_options(Vec::new(), schema, result_ipc_options()?).map_err(SqlError::execution)?;
     continue_ipc(store, path, writer, &mut stream).await
 }
 
@@ -408,4 +466,65 @@ async fn continue_ipc(
         return Err(e);
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Array, AsArray, Int64Array, StringViewArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use tusk_mapreduce::reduceside::Segment;
+
+    /// Writes `batches` through a [`PartFile`] gathering `batch_size` rows;
+    /// returns the file's bytes.
+    fn part_file(dir: &Path, batches: Vec<RecordBatch>, batch_size: usize) -> Vec<u8> {
+        let path = dir.join("part.arrow");
+        let mut f = PartFile::create(&path, &batches[0].schema(), batch_size).unwrap();
+        for b in batches {
+            f.write(b).unwrap();
+        }
+        let (len, crc) = f.finish(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!((len, crc), (bytes.len() as u64, crc32c::crc32c(&bytes)));
+        bytes
+    }
+
+    #[test]
+    fn shuffle_files_gather_small_slices_and_decode_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false), Field::new("s", DataType::Utf8View, false)]));
+        // 1000 long strings; each batch written is a 25-row slice of them,
+        // as a hash repartition hands over.
+        let strings: StringViewArray = (0..1000).map(|i| Some(format!("a string long enough not to be inlined {i}"))).collect();
+        let all = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from_iter_values(0..1000)), Arc::new(strings)]).unwrap();
+        let slices: Vec<RecordBatch> = (0..10).map(|i| all.slice(i * 25, 25)).collect();
+        let bytes = part_file(dir.path(), slices, 100);
+        // 250 rows of about 45 bytes: the strings of the slices, not 10
+        // copies of all 1000.
+        assert!(bytes.len() < 40_000, "{} bytes", bytes.len());
+
+        let (base, len) = (bytes.as_ptr() as usize, bytes.len());
+        let segment = Segment::from_bytes(0, "attempt_x", bytes);
+        let batches: Vec<RecordBatch> = crate::dist::reader::decode_all(vec![segment]).collect::<Result<_, _>>().unwrap();
+        assert_eq!(batches.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(), vec![100, 100, 50]);
+        let n: Vec<i64> = batches.iter().flat_map(|b| b.column(0).as_primitive::<datafusion::arrow::datatypes::Int64Type>().values().to_vec()).collect();
+        assert_eq!(n, (0..250).collect::<Vec<i64>>());
+        assert_eq!(batches[2].column(1).as_string_view().value(49), "a string long enough not to be inlined 249");
+        // The arrays are slices of the fetched bytes, not copies.
+        let values = batches[1].column(0).to_data().buffers()[0].as_ptr() as usize;
+        assert!((base..base + len).contains(&values), "decoded by copying");
+    }
+
+    #[test]
+    fn a_truncated_shuffle_segment_is_an_error_naming_its_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(0..10))]).unwrap();
+        let mut bytes = part_file(dir.path(), vec![batch], 8192);
+        bytes.truncate(bytes.len() - 20);
+        let segment = Segment::from_bytes(3, "attempt_y", bytes);
+        let results: Vec<_> = crate::dist::reader::decode_all(vec![segment]).collect();
+        let err = results.into_iter().find_map(Result::err).expect("an error").to_string();
+        assert!(err.contains("output of attempt_y"), "{err}");
+    }
 }

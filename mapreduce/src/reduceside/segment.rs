@@ -103,6 +103,14 @@ impl Segment {
     pub fn in_memory(&self) -> bool {
         matches!(self.data, SegmentData::Memory { .. })
     }
+    /// The segment's bytes if it is held in memory (taken as they are, no
+    /// copy), else the segment itself back.
+    pub fn into_memory(self) -> Result<Vec<u8>, Segment> {
+        match self.data {
+            SegmentData::Memory { data, .. } => Ok(data),
+            data => Err(Segment { data, ..self }),
+        }
+    }
     /// The segment's bytes as a reader (the scratch file, if any, is
     /// deleted when the reader is dropped).
     pub fn into_reader(self) -> std::io::Result<Box<dyn std::io::Read + Send>> {

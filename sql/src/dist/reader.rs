@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::ipc::reader::StreamReader;
+use datafusion::arrow::buffer::Buffer;
+use datafusion::arrow::ipc::reader::{StreamDecoder, StreamReader};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
@@ -182,19 +183,46 @@ pub(super) async fn fetch(env: &ShuffleEnv, stage: usize, partition: u32, tasks:
 }
 
 /// Decodes segments (each an Arrow IPC stream) into batches, lazily: one
-/// segment's reader at a time.
-pub(super) fn decode_all(segments: Vec<Segment>) -> impl Iterator<Item = Result<RecordBatch>> + Send {
+/// segment's reader at a time. A segment held in memory is decoded in
+/// place: its batches' arrays are slices of the fetched bytes (shuffle
+/// files are not compressed), not copies.
+pub(crate) fn decode_all(segments: Vec<Segment>) -> impl Iterator<Item = Result<RecordBatch>> + Send {
     segments.into_iter().filter(|s| !s.is_empty()).flat_map(|s| {
         let who = format!("output of {}", s.attempt_id());
-        let it: Box<dyn Iterator<Item = Result<RecordBatch>> + Send> = match s.into_reader() {
-            Ok(r) => match StreamReader::try_new(r, None) {
-                Ok(reader) => {
-                    Box::new(reader.map(move |b| b.map_err(|e| DataFusionError::Execution(format!("{who}: {e}")))))
-                }
-                Err(e) => Box::new(std::iter::once(Err(DataFusionError::Execution(format!("{who}: {e}"))))),
+        let fail = move |e: &dyn std::fmt::Display| DataFusionError::Execution(format!("{who}: {e}"));
+        let it: Box<dyn Iterator<Item = Result<RecordBatch>> + Send> = match s.into_memory() {
+            Ok(bytes) => Box::new(InPlace { decoder: StreamDecoder::new(), bytes: Buffer::from_vec(bytes), fail, done: false }),
+            Err(s) => match s.into_reader().map_err(|e| fail(&e)).and_then(|r| StreamReader::try_new(r, None).map_err(|e| fail(&e))) {
+                Ok(reader) => Box::new(reader.map(move |b| b.map_err(|e| fail(&e)))),
+                Err(e) => Box::new(std::iter::once(Err(e))),
             },
-            Err(e) => Box::new(std::iter::once(Err(DataFusionError::Execution(format!("{who}: {e}"))))),
         };
         it
     })
+}
+
+/// The batches of one Arrow IPC stream held in memory.
+struct InPlace<F> {
+    decoder: StreamDecoder,
+    bytes: Buffer,
+    fail: F,
+    done: bool,
+}
+
+impl<F: Fn(&dyn std::fmt::Display) -> DataFusionError> Iterator for InPlace<F> {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Result<RecordBatch>> {
+        if self.done {
+            return None;
+        }
+        let next = match self.decoder.decode(&mut self.bytes) {
+            Ok(Some(batch)) => return Some(Ok(batch)),
+            Ok(None) if self.bytes.is_empty() => self.decoder.finish().err().map(|e| Err((self.fail)(&e))),
+            Ok(None) => Some(Err((self.fail)(&format!("{} bytes after the end of its stream", self.bytes.len())))),
+            Err(e) => Some(Err((self.fail)(&e))),
+        };
+        self.done = true;
+        next
+    }
 }

@@ -25,19 +25,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // A warm task process waits here, single-threaded, for its attempt.
-    let argv = if task::is_warm(&argv) {
-        match task::await_attempt() {
-            Ok(Some(argv)) => argv,
-            Ok(None) => return ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("tusk task {}: {}", tusk_mapreduce::control::WARM_FLAG, error_line(&e));
-                return ExitCode::from(1);
-            }
-        }
-    } else {
-        argv
-    };
+    // A warm task process waits here, single-threaded, for its attempts.
+    if task::is_warm(&argv) {
+        return task::serve_warm(run_argv);
+    }
+    run_argv(argv)
+}
+
+/// Runs the command `argv` in a new async runtime, dropped (its threads
+/// gone) before returning.
+fn run_argv(argv: Vec<std::ffi::OsString>) -> ExitCode {
     let cli = args::Cli::parse_from(argv);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -9,7 +9,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tusk_mapreduce::TaskSpec;
-use tusk_mapreduce::control::{WARM_FLAG, WarmStart};
+use std::os::fd::AsFd;
+use tusk_mapreduce::control::{READY_LINE, TASK_MEMORY_ENV, WARM_FLAG, WarmStart};
 use tusk_mapreduce::task::{TaskDirs, run_task};
 
 /// Flags of `tusk task`, as the worker passes them.
@@ -51,17 +52,112 @@ pub fn is_warm(argv: &[OsString]) -> bool {
     matches!(argv, [_, task, flag] if task == "task" && flag == WARM_FLAG)
 }
 
-/// A warm task process: warms DataFusion up, waits for the worker's
-/// [`WarmStart`] line on stdin, then takes on the attempt (its stderr file,
-/// working directory and environment) and returns its arguments, to be run
-/// as if the process had been started with them. `None` at end of file:
-/// the worker no longer needs this process.
+/// A warm task process (see [`WARM_FLAG`]): warms DataFusion up, then
+/// serves attempts one after another. For each, it waits for the worker's
+/// [`WarmStart`] line on stdin, takes on the attempt (its stderr file,
+/// working directory and environment) and runs it with `run` as if the
+/// process had been started with its arguments. After an attempt that
+/// succeeded it tidies up and prints [`READY_LINE`]; after one that failed,
+/// or when it cannot tidy up, it exits with the attempt's status. Exits 0
+/// at end of file on stdin: the worker no longer needs it.
 ///
-/// Runs before the async runtime starts: the process has one thread, so
-/// changing its environment is sound.
-pub fn await_attempt() -> anyhow::Result<Option<Vec<OsString>>> {
-    use std::io::BufRead;
+/// Attempts run in an async runtime of their own, gone when `run` returns:
+/// between attempts the process has one thread, so changing its
+/// environment is sound.
+pub fn serve_warm(run: impl Fn(Vec<OsString>) -> ExitCode) -> ExitCode {
+    let fail = |e: anyhow::Error| {
+        eprintln!("tusk task {WARM_FLAG}: {}", crate::error_line(&e));
+        ExitCode::from(1)
+    };
     tusk_sql::task::prewarm();
+    let home = match Home::here() {
+        Ok(h) => h,
+        Err(e) => return fail(e),
+    };
+    loop {
+        let (argv, env) = match await_attempt() {
+            Ok(Some(a)) => a,
+            Ok(None) => return ExitCode::SUCCESS,
+            Err(e) => return fail(e),
+        };
+        let code = run(argv);
+        if code != ExitCode::SUCCESS {
+            return code;
+        }
+        if let Err(e) = home.tidy(env) {
+            // The attempt succeeded; this process just serves no other.
+            eprintln!("tusk task {WARM_FLAG}: not taking another attempt: {}", crate::error_line(&e));
+            return code;
+        }
+        println!("{READY_LINE}");
+        if std::io::Write::flush(&mut std::io::stdout()).is_err() {
+            return code;
+        }
+    }
+}
+
+/// What a warm process goes back to between attempts.
+struct Home {
+    cwd: PathBuf,
+    stderr: std::os::fd::OwnedFd,
+}
+
+/// The environment variables an attempt set, with their values before it.
+type SetEnv = Vec<(String, Option<OsString>)>;
+
+impl Home {
+    fn here() -> anyhow::Result<Home> {
+        let cwd = std::env::current_dir().context("cannot find the working directory")?;
+        let stderr = std::io::stderr().as_fd().try_clone_to_owned().context("keeping stderr")?;
+        Ok(Home { cwd, stderr })
+    }
+
+    /// Back home after an attempt that set `env`; fails if the attempt left
+    /// a thread running.
+    fn tidy(&self, env: SetEnv) -> anyhow::Result<()> {
+        let threads = std::fs::read_dir("/proc/self/task").map(Iterator::count).context("counting threads")?;
+        anyhow::ensure!(threads == 1, "the attempt left {} threads running", threads - 1);
+        let memory_limit: Option<u64> = std::env::var(TASK_MEMORY_ENV).ok().and_then(|v| v.trim().parse().ok());
+        for (k, old) in env.into_iter().rev() {
+            // SAFETY: this process has one thread (checked above).
+            unsafe {
+                match old {
+                    Some(v) => std::env::set_var(&k, v),
+                    None => std::env::remove_var(&k),
+                }
+            }
+        }
+        std::env::set_current_dir(&self.cwd).with_context(|| format!("{}: cannot go back", self.cwd.display()))?;
+        nix::unistd::dup2_stderr(&self.stderr).context("restoring stderr")?;
+        give_back_memory_over(memory_limit.map(|l| l / 2));
+        Ok(())
+    }
+}
+
+/// The heap a process keeps between attempts makes the next ones faster
+/// (no page faults for it) but counts against their memory limit: above
+/// `limit` bytes resident, the free part of it goes back to the system.
+fn give_back_memory_over(limit: Option<u64>) {
+    let resident = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+        let kb = s.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+        kb.split_whitespace().next()?.parse::<u64>().ok().map(|kb| kb * 1024)
+    });
+    if let (Some(limit), Some(resident)) = (limit, resident)
+        && resident > limit
+    {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only returns free heap memory to the system.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+}
+
+/// Waits for the worker's [`WarmStart`] line on stdin, then takes on the
+/// attempt (its stderr file, working directory and environment) and
+/// returns its arguments and the variables it set. `None` at end of file.
+fn await_attempt() -> anyhow::Result<Option<(Vec<OsString>, SetEnv)>> {
+    use std::io::BufRead;
     let mut line = String::new();
     if std::io::stdin().lock().read_line(&mut line).context("reading the attempt from stdin")? == 0 {
         return Ok(None);
@@ -74,13 +170,15 @@ pub fn await_attempt() -> anyhow::Result<Option<Vec<OsString>>> {
         .with_context(|| format!("{}: cannot open", start.stderr))?;
     nix::unistd::dup2_stderr(&stderr).context("redirecting stderr")?;
     std::env::set_current_dir(&start.cwd).with_context(|| format!("{}: cannot enter", start.cwd))?;
+    let mut set = Vec::with_capacity(start.env.len());
     for (k, v) in &start.env {
-        // SAFETY: no other thread exists yet (see above), so nothing reads
-        // the environment meanwhile.
+        set.push((k.clone(), std::env::var_os(k)));
+        // SAFETY: no other thread exists (see `serve_warm`), so nothing
+        // reads the environment meanwhile.
         unsafe { std::env::set_var(k, v) };
     }
     let program = std::env::args_os().next().unwrap_or_else(|| "tusk".into());
-    Ok(Some(std::iter::once(program).chain(start.args.into_iter().map(OsString::from)).collect()))
+    Ok(Some((std::iter::once(program).chain(start.args.into_iter().map(OsString::from)).collect(), set)))
 }
 
 pub async fn run(args: TaskArgs) -> anyhow::Result<ExitCode> {

@@ -19,9 +19,18 @@ pub const WORKER_HOST_ENV: &str = "TUSK_WORKER_HOST";
 /// The argument that starts a warm task process: `<task program> task
 /// --warm`. Started by the worker ahead of any attempt, such a process
 /// waits for one [`WarmStart`] line on its stdin, then becomes that attempt
-/// exactly as if it had been started for it; at end of file on stdin (the
-/// worker no longer needs it) it exits 0.
+/// exactly as if it had been started for it (and, after [`READY_LINE`],
+/// waits for the next one); at end of file on stdin (the worker no longer
+/// needs it) it exits 0.
 pub const WARM_FLAG: &str = "--warm";
+
+/// Printed on stdout by a warm task process after an attempt that
+/// succeeded, once it has tidied up (no thread but its main one; its
+/// working directory, stderr and environment its own again): it can take
+/// another [`WarmStart`] line. The worker counts the attempt's process as
+/// exited with status 0 when it reads this line; it closes the process's
+/// stdin instead when it wants no more of it.
+pub const READY_LINE: &str = "@tusk ready";
 
 /// What a warm task process needs to become an attempt's process: the one
 /// JSON line the worker writes on its stdin.

@@ -44,6 +44,19 @@ pub struct WorkerConfig {
     /// attempt's process: an attempt starts without the few milliseconds of
     /// a process start. Unset: one per slot; 0: none.
     pub warm_tasks: Option<u32>,
+    /// Attempts one warm process serves, one after another, as Hadoop's
+    /// JVM reuse (`mapreduce.job.jvm.numtasks`) or Tez's container reuse: a
+    /// process that ran an attempt keeps its heap, and the next attempt
+    /// skips the page faults of a new one. Only a process whose attempt
+    /// succeeded and left nothing running is reused. 1: none.
+    pub warm_task_attempts: u32,
+    /// Task processes back their heaps with transparent huge pages (glibc's
+    /// `glibc.malloc.hugetlb=1` tunable, added to `GLIBC_TUNABLES`). Every
+    /// page of a task's heap is new to it and costs a page fault when first
+    /// touched; with 2 MiB pages there are far fewer of them (half the page
+    /// faults and a tenth less CPU over TPC-H). Only where the kernel's
+    /// transparent huge pages are `madvise` or `always`.
+    pub task_huge_pages: bool,
     /// How long the logs (stdout, stderr) of a finished job's attempts are
     /// kept after the job's local files are cleaned up, in milliseconds
     /// (Hadoop's `yarn.nodemanager.log.retain-seconds`, 3 h). 0: deleted
@@ -65,6 +78,8 @@ impl Default for WorkerConfig {
             task_executable: None,
             runtime: "process".to_string(),
             warm_tasks: None,
+            warm_task_attempts: 100,
+            task_huge_pages: true,
             log_retain_ms: 3 * 3600 * 1000,
         }
     }
@@ -103,6 +118,9 @@ impl WorkerConfig {
         if self.task_memory_mb == 0 {
             return bad("task_memory_mb: must be at least 1".into());
         }
+        if self.warm_task_attempts == 0 {
+            return bad("warm_task_attempts: must be at least 1".into());
+        }
         if let Some(p) = &self.task_executable
             && p.as_os_str().is_empty()
         {
@@ -114,9 +132,30 @@ impl WorkerConfig {
         Ok(())
     }
 
+    /// Environment every task process starts with, on top of the worker's.
+    pub(crate) fn task_base_env(&self) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        if self.task_huge_pages {
+            let tunables = with_malloc_huge_pages(std::env::var("GLIBC_TUNABLES").ok().as_deref());
+            env.push(("GLIBC_TUNABLES".to_string(), tunables));
+        }
+        env
+    }
+
     /// Memory of one attempt in bytes.
     pub(crate) fn task_memory_bytes(&self) -> u64 {
         self.task_memory_mb.saturating_mul(1 << 20)
+    }
+}
+
+/// `GLIBC_TUNABLES` with `glibc.malloc.hugetlb=1` added, unless it
+/// already sets that tunable.
+fn with_malloc_huge_pages(tunables: Option<&str>) -> String {
+    const HUGE: &str = "glibc.malloc.hugetlb";
+    match tunables.map(str::trim).filter(|t| !t.is_empty()) {
+        None => format!("{HUGE}=1"),
+        Some(t) if t.split(':').any(|kv| kv.split('=').next() == Some(HUGE)) => t.to_string(),
+        Some(t) => format!("{t}:{HUGE}=1"),
     }
 }
 
@@ -177,6 +216,7 @@ mod tests {
             (WorkerConfig { local_dirs: vec!["/a".into(), "/a".into()], ..Default::default() }, "listed twice"),
             (WorkerConfig { host: "".into(), ..Default::default() }, "host"),
             (WorkerConfig { task_memory_mb: 0, ..Default::default() }, "task_memory_mb"),
+            (WorkerConfig { warm_task_attempts: 0, ..Default::default() }, "warm_task_attempts"),
             (WorkerConfig { runtime: "docker".into(), ..Default::default() }, "runtime: 'docker'"),
             (WorkerConfig { task_executable: Some("".into()), ..Default::default() }, "task_executable"),
         ];
@@ -185,6 +225,20 @@ mod tests {
             assert!(e.contains(needle), "{e} should name {needle}");
         }
         WorkerConfig { datanode: "127.0.0.1:9866".into(), ..Default::default() }.validate().unwrap();
+    }
+
+    #[test]
+    fn huge_pages_join_the_tunables_already_set() {
+        assert_eq!(with_malloc_huge_pages(None), "glibc.malloc.hugetlb=1");
+        assert_eq!(with_malloc_huge_pages(Some(" ")), "glibc.malloc.hugetlb=1");
+        assert_eq!(
+            with_malloc_huge_pages(Some("glibc.malloc.arena_max=2")),
+            "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"
+        );
+        assert_eq!(with_malloc_huge_pages(Some("glibc.malloc.hugetlb=0")), "glibc.malloc.hugetlb=0");
+        let off = WorkerConfig { task_huge_pages: false, ..Default::default() };
+        assert!(off.task_base_env().is_empty());
+        assert!(WorkerConfig::default().task_base_env().iter().any(|(k, v)| k == "GLIBC_TUNABLES" && v.contains("hugetlb")));
     }
 
     #[test]

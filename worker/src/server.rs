@@ -49,8 +49,9 @@ pub async fn start(config: WorkerConfig) -> Result<WorkerHandle> {
         program: settings.task_executable.clone(),
         dir: settings.local_dirs.first().map(|d| d.join("warm")).unwrap_or_default(),
         count: config.warm_tasks.unwrap_or(settings.slots) as usize,
+        attempts: config.warm_task_attempts,
     };
-    let runtime: Arc<dyn TaskRuntime> = Arc::new(ProcessRuntime::start()?.with_warm(warm));
+    let runtime: Arc<dyn TaskRuntime> = Arc::new(ProcessRuntime::start()?.with_env(config.task_base_env()).with_warm(warm));
     let listener = tokio::net::TcpListener::bind(&config.rpc_addr)
         .await
         .map_err(|source| WorkerError::Bind { addr: config.rpc_addr.clone(), source })?;

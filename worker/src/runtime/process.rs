@@ -49,6 +49,8 @@ impl Spawner {
 pub(crate) struct ProcessRuntime {
     spawner: Spawner,
     warm: Option<Arc<warm::WarmPool>>,
+    /// Added to every task process's environment (before the attempt's own).
+    base_env: Arc<Vec<(String, String)>>,
 }
 
 impl ProcessRuntime {
@@ -67,14 +69,21 @@ impl ProcessRuntime {
                 }
             })
             .map_err(|e| WorkerError::Config(format!("cannot start the task spawner thread: {e}")))?;
-        Ok(ProcessRuntime { spawner: Spawner(tx), warm: None })
+        Ok(ProcessRuntime { spawner: Spawner(tx), warm: None, base_env: Arc::default() })
+    }
+
+    /// Starts every task process (warm ones included: call before
+    /// [`ProcessRuntime::with_warm`]) with `env` added to the worker's.
+    pub(crate) fn with_env(mut self, env: Vec<(String, String)>) -> ProcessRuntime {
+        self.base_env = Arc::new(env);
+        self
     }
 
     /// Keeps `config.count` processes of the task program started ahead of
     /// attempts (none when 0).
     pub(crate) fn with_warm(mut self, config: WarmConfig) -> ProcessRuntime {
         if config.count > 0 {
-            let pool = warm::WarmPool::new(config, self.spawner.clone());
+            let pool = warm::WarmPool::new(config, self.spawner.clone(), self.base_env.clone());
             pool.refill();
             self.warm = Some(pool);
         }
@@ -133,12 +142,13 @@ impl TaskRuntime for ProcessRuntime {
     fn launch(&self, spec: LaunchSpec) -> BoxFuture<'_, Result<RunningTask>> {
         async move {
             if let Some(pool) = &self.warm
-                && let Some(child) = pool.launch(&spec).await
+                && let Some(task) = pool.launch(&spec).await
             {
                 tracing::debug!(attempt = %spec.attempt_id, "task started in a warm process");
-                return running(child, &spec);
+                return task;
             }
-            let env = spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+            let base = self.base_env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+            let env = base.chain(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             let cmd = ProcessRuntime::command(&spec.program, &spec.args, env, &spec.cwd, Stdio::null(), &spec.stderr)?;
             let child = self.spawner.spawn(cmd).await.map_err(|e| WorkerError::Runtime {
                 attempt_id: spec.attempt_id.clone(),
@@ -176,11 +186,7 @@ fn running(mut child: Child, spec: &LaunchSpec) -> Result<RunningTask> {
         guard.disarm();
         let status = status
             .map_err(|e| WorkerError::Runtime { attempt_id, message: format!("waiting for the task: {e}") })?;
-        Ok(match (status.code(), status.signal()) {
-            (Some(c), _) => ExitOutcome::Code(c),
-            (None, Some(s)) => ExitOutcome::Signal(s),
-            (None, None) => ExitOutcome::Code(-1),
-        })
+        Ok(outcome(status))
     };
     Ok(RunningTask {
         pid,
@@ -188,6 +194,14 @@ fn running(mut child: Child, spec: &LaunchSpec) -> Result<RunningTask> {
         exit: exit.boxed(),
         control: Arc::new(ProcessGroup { pgid }),
     })
+}
+
+fn outcome(status: std::process::ExitStatus) -> ExitOutcome {
+    match (status.code(), status.signal()) {
+        (Some(c), _) => ExitOutcome::Code(c),
+        (None, Some(s)) => ExitOutcome::Signal(s),
+        (None, None) => ExitOutcome::Code(-1),
+    }
 }
 
 /// Signals sent to a task's process group.

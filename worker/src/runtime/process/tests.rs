@@ -291,3 +291,18 @@ async fn a_failed_attempt_or_a_left_over_child_ends_the_process() {
     eventually("the group to be killed", || procfs::group_members(second as i32).is_empty()).await;
     eventually("a new warm process", || idle(&rt).len() == 1 && idle(&rt)[0] != second).await;
 }
+
+#[tokio::test]
+async fn a_process_on_its_last_attempt_is_replaced_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rt, program, waiting) = one_waiting(dir.path()).await;
+    let script = "while [ ! -e go ]; do sleep 0.01; done";
+    let task = rt.launch(task_spec(dir.path(), &program, script)).await.unwrap();
+    assert_eq!(task.pid, waiting);
+    eventually("a replacement while the attempt runs", || idle(&rt).len() == 1 && idle(&rt)[0] != waiting).await;
+    let replacement = idle(&rt)[0];
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    assert_eq!(task.exit.await.unwrap(), ExitOutcome::Code(0));
+    let (pid, exit, _, _) = attempt(&rt, dir.path(), &program, "true").await;
+    assert_eq!((pid, exit), (replacement, ExitOutcome::Code(0)));
+}

@@ -22,7 +22,8 @@
 //!
 //! An attempt takes an idle process if one is alive (the one that served
 //! the most attempts: its heap is the warmest), waits a moment for one
-//! that is tidying up, else is started the plain way. Idle processes die
+//! that is tidying up and will be kept, else is started the plain way. A
+//! process taken for its last attempt is replaced at once. Idle processes die
 //! with the pool (their stdin closes and they are killed on drop) or with
 //! the worker.
 
@@ -69,6 +70,9 @@ struct Warm {
     stdout: BufReader<ChildStdout>,
     /// Attempts it has served.
     served: u32,
+    /// Its current attempt is its last (`attempts` reached): it is not
+    /// counted as busy, and a replacement starts when it is taken.
+    last: bool,
 }
 
 pub(super) struct WarmPool {
@@ -141,7 +145,7 @@ impl WarmPool {
         let missing = |what: &str| WorkerError::io(&c.program, std::io::Error::other(format!("{what} not piped")));
         let stdin = child.stdin.take().ok_or_else(|| missing("stdin"))?;
         let stdout = child.stdout.take().ok_or_else(|| missing("stdout"))?;
-        Ok(Warm { child, stdin, stdout: BufReader::new(stdout), served: 0 })
+        Ok(Warm { child, stdin, stdout: BufReader::new(stdout), served: 0, last: false })
     }
 
     /// An idle process that is still alive, the one that served the most
@@ -152,7 +156,10 @@ impl WarmPool {
         state.idle.sort_by_key(|w| w.served);
         while let Some(mut w) = state.idle.pop() {
             if matches!(w.child.try_wait(), Ok(None)) {
-                state.busy += 1;
+                w.last = w.served + 1 >= self.config.attempts;
+                if !w.last {
+                    state.busy += 1;
+                }
                 return Ok(w);
             }
         }
@@ -188,16 +195,21 @@ impl WarmPool {
                 w.stdin.flush().await
             };
             if sent.await.is_ok() {
+                if w.last {
+                    self.refill();
+                }
                 return Some(self.running(w, spec));
             }
-            self.ended();
+            self.ended(w.last);
         }
         None
     }
 
-    /// A busy process ended: another one is started in its place.
-    fn ended(self: &Arc<Self>) {
-        if let Ok(mut s) = self.state.lock() {
+    /// A taken process ended (or will): another one is started in its place.
+    fn ended(self: &Arc<Self>, last: bool) {
+        if !last
+            && let Ok(mut s) = self.state.lock()
+        {
             s.busy = s.busy.saturating_sub(1);
         }
         self.refill();
@@ -208,7 +220,7 @@ impl WarmPool {
     /// after a ready line, status 0.
     fn running(self: &Arc<Self>, w: Warm, spec: &LaunchSpec) -> Result<RunningTask> {
         let Some(pid) = w.child.id() else {
-            self.ended();
+            self.ended(w.last);
             return Err(WorkerError::Runtime {
                 attempt_id: spec.attempt_id.clone(),
                 message: "the warm task process exited before it was watched".into(),
@@ -253,21 +265,21 @@ impl WarmPool {
                 Err(_) => ExitOutcome::Code(-1),
             };
             let _ = exit.send(status);
-            return self.ended();
+            return self.ended(w.last);
         }
-        if let Ok(mut s) = self.state.lock() {
+        let reusable = !w.last;
+        if reusable && let Ok(mut s) = self.state.lock() {
             s.returning += 1;
         }
         let alone = tokio::task::spawn_blocking(move || procfs::group_members(pgid))
             .await
             .is_ok_and(|m| m.len() == 1 && m[0].pid == pgid);
-        let keep = alone && w.served < self.config.attempts;
         // From here the attempt's control no longer reaches the process.
         let released = control.release();
         let _ = exit.send(ExitOutcome::Code(0));
-        if let Ok(mut s) = self.state.lock() {
+        if reusable && let Ok(mut s) = self.state.lock() {
             s.returning = s.returning.saturating_sub(1);
-            if keep && released {
+            if alone && released {
                 s.busy = s.busy.saturating_sub(1);
                 s.idle.push(w);
                 drop(s);
@@ -275,13 +287,16 @@ impl WarmPool {
                 return;
             }
         }
+        // Not kept: whoever waits for a returning process stops waiting.
+        self.returned.notify_waiters();
         if !alone {
             super::signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
         }
         // Its stdin closes: it exits.
-        drop(w.stdin);
-        let _ = w.child.wait().await;
-        self.ended();
+        let Warm { mut child, stdin, last, .. } = w;
+        drop(stdin);
+        self.ended(last);
+        let _ = child.wait().await;
     }
 }
 

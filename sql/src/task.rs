@@ -223,9 +223,9 @@ impl<W: Write> Write for CrcWriter<W> {
 /// Rows are gathered into batches of the session's batch size first: a hash
 /// repartition cuts each input batch into one small slice per partition,
 /// and every IPC message has a fixed cost to write and to read. Gathering
-/// also compacts string and binary views, which would otherwise carry all
-/// of the buffers of the batch they were sliced from (IPC writes every
-/// buffer an array references).
+/// also copies the strings of string and binary views whose buffers hold
+/// over twice the bytes they use (a slice of a bigger batch): IPC writes
+/// every buffer an array references.
 struct PartFile {
     writer: StreamWriter<CrcWriter<BufWriter<File>>>,
     gather: BatchCoalescer,
